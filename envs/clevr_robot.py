@@ -36,6 +36,8 @@ Conventions of this implementation (where the original is silent or differs):
 
 from __future__ import annotations
 
+import atexit
+import weakref
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -190,6 +192,17 @@ def _model_xml() -> str:
 """
 
 
+# renderers still open at exit are closed while OpenGL is still up (else mujoco complains at
+# exit); the hook is registered after the first context exists, so that it runs before the
+# OpenGL backend's own exit hook
+_RENDERING_ENVS: weakref.WeakSet = weakref.WeakSet()
+
+
+def _close_renderers() -> None:
+    for env in list(_RENDERING_ENVS):
+        env.close()
+
+
 class CLEVRRobotEnv(gym.Env):
     """Five balls, one pusher, a language goal. See the module docstring for the details."""
 
@@ -332,6 +345,10 @@ class CLEVRRobotEnv(gym.Env):
                     "CLEVR-Robot rendering needs an offscreen OpenGL context: set MUJOCO_GL=egl "
                     f"(or osmesa) and install the matching GL libraries ({error})"
                 ) from error
+            if not _RENDERING_ENVS:
+                atexit.unregister(_close_renderers)
+                atexit.register(_close_renderers)
+            _RENDERING_ENVS.add(self)
         mujoco.mj_forward(self.model, self.data)
         self._renderer.update_scene(self.data, camera="main")
         return self._renderer.render()

@@ -198,10 +198,12 @@ def test_bad_arguments_are_clear_errors():
 def test_rgb_rendering_when_offscreen_gl_exists():
     code = (
         "import envs, gymnasium as gym\n"
+        "from gymnasium.utils.env_checker import check_env\n"
         "env = gym.make('CLEVRRobot-v0', render_mode='rgb_array')\n"
         "env.reset(seed=0)\n"
         "frame = env.render()\n"
         "print(frame.shape, frame.dtype, frame.std() > 5)\n"
+        "check_env(gym.make('CLEVRRobot-v0').unwrapped)\n"  # with its render check
     )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
@@ -211,3 +213,4 @@ def test_rgb_rendering_when_offscreen_gl_exists():
         pytest.skip("no offscreen OpenGL on this machine")
     assert result.returncode == 0, result.stderr
     assert "(256, 256, 3) uint8 True" in result.stdout
+    assert "Traceback" not in result.stderr, result.stderr
