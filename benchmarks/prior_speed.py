@@ -1,0 +1,109 @@
+"""Batched prior inference: states per second with and without the KV-cached task prefix.
+
+    python benchmarks/prior_speed.py --llm smollm2-135m --batch 2048
+    python benchmarks/prior_speed.py --prior-path checkpoints/prior__clevr__smollm2-135m__1
+
+A batch of CLEVR-Robot states whose instructions are drawn from `--distinct-texts` goals (a
+rollout batch revisits the same instructions many times). Without a checkpoint the prior is built
+with untrained heads: speed does not depend on the weights. The first call of the cached path
+includes computing each prefix once; both figures are reported.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+import tyro
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from envs.clevr_robot import NUM_ACTIONS, OBS_DIM, CLEVRRobotEnv  # noqa: E402
+from finetune_prior import LatentActionPrior, freeze, load_llm, load_prior, resolve_device  # noqa: E402
+
+
+@dataclass
+class Args:
+    llm: str = "smollm2-135m"
+    """the LLM, when no --prior-path is given"""
+    prior_path: Optional[str] = None
+    """a CLEVR-Robot prior checkpoint to time instead"""
+    batch: int = 2048
+    """states per call"""
+    distinct_texts: int = 64
+    """distinct instructions in the batch"""
+    state_tokens: int = 4
+    """latent state tokens (without --prior-path)"""
+    repeats: int = 3
+    """timed calls of each path (the best is reported)"""
+    device: str = "auto"
+    """`auto`, `cpu` or `cuda`"""
+    json: Optional[str] = None
+    """also write the results to this JSON file"""
+
+
+def sample_batch(batch: int, distinct_texts: int, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    env = CLEVRRobotEnv(goal_split="all")
+    pool = [env.reset(seed=seed + i)[1]["goal_text"] for i in range(distinct_texts * 4)]
+    texts = list(dict.fromkeys(pool))[:distinct_texts]
+    rng = np.random.default_rng(seed)
+    obs = rng.uniform(-0.45, 0.45, size=(batch, OBS_DIM)).astype(np.float32)
+    return obs, [texts[i] for i in rng.integers(len(texts), size=batch)]
+
+
+def best_time(call, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main(args: Args) -> dict:
+    if min(args.batch, args.distinct_texts, args.repeats, args.state_tokens) <= 0:
+        raise SystemExit("prior_speed.py: error: --batch, --distinct-texts, --repeats and --state-tokens must be positive")
+    device = resolve_device(args.device)
+    if args.prior_path:
+        prior = load_prior(args.prior_path, device=args.device)
+        label = args.prior_path
+    else:
+        llm, tokenizer = load_llm(args.llm)
+        model = LatentActionPrior(llm, tokenizer, OBS_DIM, {"type": "discrete", "n": NUM_ACTIONS},
+                                  args.state_tokens, np.zeros(OBS_DIM), np.ones(OBS_DIM))
+        prior = freeze(model, {"action_space": {"type": "discrete", "n": NUM_ACTIONS}}, device)
+        label = args.llm
+    obs, texts = sample_batch(args.batch, args.distinct_texts)
+    print(f"{label}: batch {args.batch}, {len(set(texts))} distinct texts, {torch.get_num_threads()} threads, "
+          f"device {device}, LLM dtype {prior.model.llm.dtype}", flush=True)
+
+    start = time.perf_counter()
+    prior(obs, texts, use_cache=True)
+    first_cached = time.perf_counter() - start
+    cached = best_time(lambda: prior(obs, texts, use_cache=True), args.repeats)
+    uncached = best_time(lambda: prior(obs, texts, use_cache=False), args.repeats)
+    results = {
+        "llm": label, "batch": args.batch, "distinct_texts": len(set(texts)), "device": str(device),
+        "threads": torch.get_num_threads(), "dtype": str(prior.model.llm.dtype),
+        "cached_states_per_second": args.batch / cached,
+        "cached_first_call_states_per_second": args.batch / first_cached,
+        "uncached_states_per_second": args.batch / uncached,
+    }
+    print(f"cached prefix:   {results['cached_states_per_second']:10,.0f} states/s "
+          f"(first call, prefixes included: {results['cached_first_call_states_per_second']:,.0f})")
+    print(f"uncached:        {results['uncached_states_per_second']:10,.0f} states/s")
+    print(f"speed-up:        {results['cached_states_per_second'] / results['uncached_states_per_second']:10.1f}x")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return results
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))

@@ -1,0 +1,147 @@
+"""Prior alone: run a stage-1 prior greedily (argmax / mean action) and report its success rate.
+
+    python evaluate_prior.py --prior-path checkpoints/prior__clevr__smollm2-135m__1
+    python evaluate_prior.py --prior-path checkpoints/prior__metaworld__smollm2-135m__1 --tasks reach-v3
+
+CLEVR-Robot priors are evaluated on the train and the held-out test goals, Meta-World priors on
+each task they were trained on. `--num-envs` environments are stepped in lockstep so that the
+prior sees one batch per step. An episode counts as a success if the goal is reached before the
+time limit (Meta-World episodes stop at the first success).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import tyro
+
+from finetune_prior import FrozenPrior, PriorError, load_prior, read_prior_config
+
+
+@dataclass
+class Args:
+    prior_path: str
+    """the checkpoint directory written by finetune_prior.py"""
+    episodes: int = 100
+    """episodes per CLEVR-Robot goal split or per Meta-World task"""
+    splits: str = "train,test"
+    """CLEVR-Robot goal splits to evaluate (comma-separated: train, test, all)"""
+    instructions: str = "train"
+    """CLEVR-Robot instruction templates: `train` or the held-out `paraphrase`"""
+    tasks: Optional[str] = None
+    """Meta-World tasks (comma-separated); default: the tasks the prior was trained on"""
+    num_envs: int = 10
+    """environments stepped in lockstep (one prior batch per step)"""
+    max_episode_steps: Optional[int] = None
+    """episode limit; default 50 for CLEVR-Robot, 500 for Meta-World"""
+    seed: int = 10_000
+    """seed of the evaluation episodes (kept apart from the demonstration seeds)"""
+    device: str = "auto"
+    """`auto`, `cpu` or `cuda`"""
+    json: Optional[str] = None
+    """also write the results to this JSON file"""
+
+
+def run_episodes(prior: FrozenPrior, make_env: Callable, text_of: Callable, episodes: int,
+                 num_envs: int, seed: int, label: str) -> dict[str, float]:
+    """Greedy prior in `num_envs` envs in lockstep until `episodes` episodes have ended."""
+    envs = [make_env() for _ in range(min(num_envs, episodes))]
+    obs, texts = [], []
+    started = 0
+    for env in envs:
+        o, info = env.reset(seed=seed + started)
+        obs.append(o)
+        texts.append(text_of(info))
+        started += 1
+    active = list(range(len(envs)))
+    successes, lengths, steps = [], [], np.zeros(len(envs), dtype=int)
+    start = time.time()
+    while active:
+        actions = prior.greedy_action(np.stack([obs[i] for i in active]), [texts[i] for i in active])
+        still_active = []
+        for i, action in zip(active, actions):
+            obs[i], _, terminated, truncated, info = envs[i].step(action)
+            steps[i] += 1
+            if info["success"] or terminated or truncated:
+                successes.append(float(info["success"]))
+                lengths.append(int(steps[i]))
+                steps[i] = 0
+                if started < episodes:
+                    obs[i], info = envs[i].reset(seed=seed + started)
+                    texts[i] = text_of(info)
+                    started += 1
+                    still_active.append(i)
+            else:
+                still_active.append(i)
+        active = still_active
+    for env in envs:
+        env.close()
+    result = {"episodes": len(successes), "success_rate": float(np.mean(successes)),
+              "mean_episode_length": float(np.mean(lengths)), "seconds": round(time.time() - start, 1)}
+    print(f"{label:<26}success {result['success_rate']:.3f}  ({result['episodes']} episodes, "
+          f"mean length {result['mean_episode_length']:.1f}, {result['seconds']:.0f}s)", flush=True)
+    return result
+
+
+def main(args: Args) -> dict[str, dict[str, float]]:
+    if args.episodes <= 0 or args.num_envs <= 0:
+        raise PriorError("--episodes and --num-envs must be positive integers")
+    if args.max_episode_steps is not None and args.max_episode_steps <= 0:
+        raise PriorError(f"--max-episode-steps must be a positive integer, got {args.max_episode_steps}")
+    config = read_prior_config(args.prior_path)
+    results: dict[str, dict[str, float]] = {}
+    if config["env"] == "clevr":
+        import gymnasium as gym
+
+        from envs.clevr_robot import ENV_ID, GOAL_SPLITS, INSTRUCTION_SETS
+
+        splits = [s.strip() for s in args.splits.split(",") if s.strip()]
+        for split in splits:
+            if split not in GOAL_SPLITS:
+                raise PriorError(f"--splits: unknown goal split {split!r}; expected train, test or all")
+        if args.instructions not in INSTRUCTION_SETS:
+            raise PriorError(f"--instructions must be train or paraphrase, got {args.instructions!r}")
+        probe = gym.make(ENV_ID)
+        prior = load_prior(args.prior_path, probe, device=args.device)
+        for split in splits:
+            results[f"clevr/{split}"] = run_episodes(
+                prior,
+                lambda: gym.make(ENV_ID, goal_split=split, instructions=args.instructions,
+                                 max_episode_steps=args.max_episode_steps or 50),
+                lambda info: info["goal_text"], args.episodes, args.num_envs, args.seed, f"clevr {split} goals",
+            )
+    else:
+        from envs.metaworld_tasks import make_metaworld_env, task_prompt
+
+        tasks = [t.strip() for t in args.tasks.split(",")] if args.tasks else config["tasks"]
+        for task in tasks:
+            try:
+                task_prompt(task)
+            except ValueError as error:
+                raise PriorError(f"--tasks: {error}") from error
+        prior = load_prior(args.prior_path, make_metaworld_env(tasks[0], seed=args.seed), device=args.device)
+        for task in tasks:
+            results[f"metaworld/{task}"] = run_episodes(
+                prior,
+                lambda: make_metaworld_env(task, seed=args.seed, max_episode_steps=args.max_episode_steps or 500),
+                lambda info, text=task_prompt(task): text, args.episodes, args.num_envs, args.seed, task,
+            )
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"prior": config, "args": asdict(args), "results": results}, indent=2) + "\n")
+        print(f"wrote {path}")
+    return results
+
+
+if __name__ == "__main__":
+    try:
+        main(tyro.cli(Args))
+    except PriorError as error:
+        sys.exit(f"evaluate_prior.py: error: {error}")

