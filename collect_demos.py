@@ -235,7 +235,7 @@ def collect_metaworld(args: Args, episodes: int, noise: float) -> tuple[dict[str
         env = make_metaworld_env(task, seed=args.seed, max_episode_steps=max_steps)
         expert, prompt, task_id = MetaWorldExpert(task), task_prompt(task), MT10_TASKS.index(task)
         progress = Progress(task, episodes)
-        successes, lengths = 0.0, []
+        successes, lengths, task_start_steps = 0.0, [], steps
         for episode in range(episodes):
             obs, _ = env.reset(seed=args.seed if episode == 0 else None)
             start = len(rows["obs"])
@@ -258,7 +258,7 @@ def collect_metaworld(args: Args, episodes: int, noise: float) -> tuple[dict[str
             successes += success
             lengths.append(len(rows["obs"]) - start)
             episode_index += 1
-            progress.update(episode + 1, successes, steps)
+            progress.update(episode + 1, successes, steps - task_start_steps)
         env.close()
         per_task[task] = {
             "episodes": episodes,
