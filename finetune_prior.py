@@ -75,8 +75,8 @@ class Args:
     """label smoothing of the discrete cross-entropy (keeps the prior's support full)"""
     min_std: float = 0.05
     """floor of the Gaussian prior's standard deviation (keeps the KL finite)"""
-    precision: Literal["bf16", "fp32"] = "bf16"
-    """`bf16`: bf16 autocast with fp32 weights (about 2x faster on CPUs with AVX512-BF16 and on GPUs); `fp32`: plain fp32"""
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    """`bf16`: bf16 autocast with fp32 weights (about 2x faster on GPUs and CPUs with native bf16); `fp32`: plain fp32; `auto`: bf16 where the device has native bf16, else fp32"""
     seed: int = 1
     """seed of the split, the initialisation and the batches"""
     device: str = "auto"
@@ -376,7 +376,7 @@ class FrozenPrior:
     for raw observations `obs` (B, obs_dim) and one task text per row.
     """
 
-    def __init__(self, model: LatentActionPrior, config: dict[str, Any], device: torch.device, max_batch: int = 4096):
+    def __init__(self, model: LatentActionPrior, config: dict[str, Any], device: torch.device, max_batch: int = 512):
         self.model, self.config, self.device, self.max_batch = model, config, device, max_batch
         self.discrete = model.discrete
         self._prefix_cache: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
@@ -390,33 +390,55 @@ class FrozenPrior:
             self._prefix_cache[text] = [(layer.keys, layer.values) for layer in out.cache.layers]
         return self._prefix_cache[text]
 
-    def _cached_hidden(self, obs: torch.Tensor, text: str) -> torch.Tensor:
+    def _cached_hidden(self, obs: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
+        """Only the state tokens go through the LLM; they attend to their text's cached prefix.
+
+        Rows with different texts share one forward: the prefixes are left-padded to the longest
+        one and the padding is masked out; positions continue from each row's own prefix length.
+        """
         from transformers import DynamicCache
 
         llm = self.model.llm
+        distinct = list(dict.fromkeys(texts))
+        prefixes = [self._prefix(text) for text in distinct]
+        batch, k = len(obs), self.model.state_tokens
         cache = DynamicCache(config=llm.config)
-        batch = len(obs)
-        for layer, (keys, values) in zip(cache.layers, self._prefix(text)):
-            layer.update(keys.expand(batch, -1, -1, -1), values.expand(batch, -1, -1, -1))
-        out = llm(inputs_embeds=self.model.state_embeddings(obs), cache=cache, use_cache=True)
+        if len(distinct) == 1:
+            for layer, (keys, values) in zip(cache.layers, prefixes[0]):
+                layer.update(keys.expand(batch, -1, -1, -1), values.expand(batch, -1, -1, -1))
+            out = llm(inputs_embeds=self.model.state_embeddings(obs), cache=cache, use_cache=True)
+            return out.last_hidden_state[:, -1].float()
+        index = {text: i for i, text in enumerate(distinct)}
+        which = torch.tensor([index[text] for text in texts], device=self.device)
+        lengths = torch.tensor([prefix[0][0].shape[2] for prefix in prefixes], device=self.device)
+        longest = int(lengths.max())
+        for layer_index, layer in enumerate(cache.layers):
+            padded = []
+            for tensor_index in (0, 1):  # keys, values
+                first = prefixes[0][layer_index][tensor_index]
+                stacked = first.new_zeros(len(distinct), first.shape[1], longest, first.shape[3])
+                for i, prefix in enumerate(prefixes):
+                    tensor = prefix[layer_index][tensor_index]
+                    stacked[i, :, longest - tensor.shape[2]:] = tensor[0]
+                padded.append(stacked[which])
+            layer.update(*padded)
+        row_lengths = lengths[which]
+        mask = torch.ones(batch, longest + k, dtype=torch.long, device=self.device)
+        mask[:, :longest] = torch.arange(longest, device=self.device) >= (longest - row_lengths)[:, None]
+        positions = row_lengths[:, None] + torch.arange(k, device=self.device)
+        out = llm(inputs_embeds=self.model.state_embeddings(obs), attention_mask=mask, position_ids=positions,
+                  cache=cache, use_cache=True)
         return out.last_hidden_state[:, -1].float()
 
     @torch.no_grad()
     def hidden(self, obs, texts: Sequence[str], use_cache: bool = True) -> torch.Tensor:
-        obs = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device).reshape(len(texts), -1)
+        obs = obs if isinstance(obs, torch.Tensor) else np.asarray(obs)
+        obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(len(texts), -1)
         hidden = torch.empty(len(texts), hidden_size(self.model.llm), device=self.device)
-        if not use_cache:
-            for start in range(0, len(texts), self.max_batch):
-                rows = slice(start, start + self.max_batch)
-                hidden[rows] = self.model.last_hidden(obs[rows], texts[rows])
-            return hidden
-        groups: dict[str, list[int]] = {}
-        for row, text in enumerate(texts):
-            groups.setdefault(text, []).append(row)
-        for text, rows in groups.items():
-            for start in range(0, len(rows), self.max_batch):
-                chunk = torch.tensor(rows[start : start + self.max_batch], device=self.device)
-                hidden[chunk] = self._cached_hidden(obs[chunk], text)
+        forward = self._cached_hidden if use_cache else self.model.last_hidden
+        for start in range(0, len(texts), self.max_batch):
+            rows = slice(start, start + self.max_batch)
+            hidden[rows] = forward(obs[rows], texts[rows])
         return hidden
 
     @torch.no_grad()
@@ -436,6 +458,17 @@ class FrozenPrior:
             return params.argmax(-1).cpu().numpy()
         space = self.config["action_space"]
         return params[0].clamp(space["low"], space["high"]).cpu().numpy()
+
+
+def fast_dtype(device: torch.device) -> torch.dtype:
+    """bf16 where the device computes it natively (CUDA, CPUs with AVX512-BF16 or AMX), else fp32.
+
+    On a CPU without native bf16 (AVX2 only), bf16 matrix products are emulated and run several
+    times slower than fp32.
+    """
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else torch.float32
 
 
 def resolve_device(device: str) -> torch.device:
@@ -459,8 +492,8 @@ def load_prior(
 ) -> FrozenPrior:
     """Load a checkpoint for stage 2, refusing one that does not fit `env` (or the given spaces).
 
-    The LoRA adapters are merged into the LLM, which runs in bf16 (CPU and GPU) unless `dtype`
-    says otherwise; the heads stay in fp32.
+    The LoRA adapters are merged into the LLM, which runs in `fast_dtype(device)` (bf16 on GPUs
+    and on CPUs with native bf16, else fp32) unless `dtype` says otherwise; the heads stay in fp32.
     """
     from peft import PeftModel
     from safetensors.torch import load_file
@@ -487,9 +520,9 @@ def load_prior(
 
 def freeze(model: LatentActionPrior, config: dict[str, Any], device: torch.device,
            dtype: torch.dtype | None = None) -> FrozenPrior:
-    """Frozen prior for inference: no gradients, the LLM in `dtype` (default bf16), heads in fp32."""
+    """Frozen prior for inference: no gradients, the LLM in `dtype` (default `fast_dtype`), heads in fp32."""
     model.eval().requires_grad_(False).to(device)
-    model.llm.to(dtype or torch.bfloat16)
+    model.llm.to(dtype or fast_dtype(device))
     return FrozenPrior(model, config, device)
 
 
@@ -553,6 +586,7 @@ def main(args: Args) -> Path:
     except DemoError as error:
         raise PriorError(f"--demos: {error}") from error
     device = resolve_device(args.device)
+    autocast_bf16 = args.precision == "bf16" or (args.precision == "auto" and fast_dtype(device) == torch.bfloat16)
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
@@ -590,7 +624,8 @@ def main(args: Args) -> Path:
     trainable = [p for p in model.parameters() if p.requires_grad]
     weights = "random" if args.llm == "tiny-random" else args.llm_init
     print(f"LLM {args.llm} ({weights} weights), {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, "
-          f"{sum(p.numel() for p in trainable) / 1e6:.2f}M trainable, device {device}")
+          f"{sum(p.numel() for p in trainable) / 1e6:.2f}M trainable, device {device}, "
+          f"{'bf16 autocast' if autocast_bf16 else 'fp32'}")
     optimizer = torch.optim.AdamW(trainable, lr=args.learning_rate, weight_decay=args.weight_decay)
 
     def take(rows):
@@ -607,7 +642,7 @@ def main(args: Args) -> Path:
     start = time.time()
     for step in range(1, args.train_steps + 1):
         obs, texts, actions = take(rng.choice(train_rows, size=args.batch_size, replace=len(train_rows) < args.batch_size))
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast_bf16):
             loss, _ = model.nll(obs, texts, actions, args.label_smoothing if discrete else 0.0)
         optimizer.zero_grad()
         loss.backward()

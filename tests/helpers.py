@@ -1,0 +1,34 @@
+"""Helpers shared by the test modules."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import collect_demos
+import finetune_prior
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def finetune(tmp_path_factory, name: str, demo_args: collect_demos.Args, **overrides) -> Path:
+    """A tiny-random prior fine-tuned for a few steps on a small demonstration file."""
+    folder = tmp_path_factory.mktemp(name)
+    demo_args.out = str(folder / "demos.npz")
+    collect_demos.main(demo_args)
+    settings = dict(demos=demo_args.out, llm="tiny-random", train_steps=4, batch_size=8, eval_every=2,
+                    out=str(folder / "prior"), run_dir=str(folder / "runs"))
+    return finetune_prior.main(finetune_prior.Args(**{**settings, **overrides}))
+
+
+def run_script(script: str, *argv: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run one of the project's scripts in a subprocess, offline, one thread."""
+    return subprocess.run([sys.executable, str(ROOT / script), *argv], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+
+
+def assert_one_sentence_error(result: subprocess.CompletedProcess, script: str, message: str) -> None:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0
+    assert lines and lines[-1].startswith(f"{script}: error: ") and message in lines[-1], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
