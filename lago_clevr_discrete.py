@@ -1,0 +1,496 @@
+"""LaGO on CLEVR-Robot: PPO softly guided by a fine-tuned LLM action prior (Discrete actions).
+
+    python collect_demos.py --env clevr
+    python finetune_prior.py --demos demos/clevr.npz --llm smollm2-135m
+    python lago_clevr_discrete.py --llm smollm2-135m --total-timesteps 200000
+
+CleanRL's `ppo.py` with one more term in the loss:
+
+    loss = pg_loss - ent_coef * entropy + vf_coef * v_loss + beta_t * KL(pi_theta(.|s) || p_prior(.|s, text))
+
+The prior is the stage-1 checkpoint: a frozen LLM that reads the goal instruction and the raw ball
+positions and gives 40 logits. It is queried once per rollout batch (the task-text prefixes are
+KV-cached) and only while `beta_t > 0`, and its logits are stored beside the batch, so PPO's
+update epochs never call the LLM. The policy is an ordinary MLP on the ball positions and the
+goal encoding, exactly as in `ppo_baseline.py`: with `--guidance-coef 0` this file reproduces
+that file's run for the same seed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Literal, Optional
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.optim as optim
+import tyro
+from torch.distributions.categorical import Categorical
+from torch.utils.tensorboard import SummaryWriter
+
+import envs  # noqa: F401  (registers CLEVRRobot-v0)
+from envs.clevr_robot import ENV_ID, OBS_DIM
+from finetune_prior import PriorError, load_prior, read_prior_config
+
+
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """the name of this experiment"""
+    seed: int = 1
+    """seed of the experiment"""
+    torch_deterministic: bool = True
+    """if toggled, `torch.backends.cudnn.deterministic=True`"""
+    cuda: bool = True
+    """if toggled, cuda will be enabled by default"""
+    run_dir: Optional[str] = None
+    """where the TensorBoard log and summary.json go; default runs/<run name>"""
+
+    # Algorithm specific arguments
+    env_id: str = ENV_ID
+    """the id of the environment (CLEVR-Robot only; Meta-World is lago_metaworld_continuous.py)"""
+    total_timesteps: int = 200_000
+    """total timesteps of the experiments"""
+    learning_rate: float = 2.5e-4
+    """the learning rate of the optimizer"""
+    num_envs: int = 8
+    """the number of parallel game environments"""
+    num_steps: int = 128
+    """the number of steps to run in each environment per policy rollout"""
+    anneal_lr: bool = True
+    """Toggle learning rate annealing for policy and value networks"""
+    gamma: float = 0.99
+    """the discount factor gamma"""
+    gae_lambda: float = 0.95
+    """the lambda for the general advantage estimation"""
+    num_minibatches: int = 4
+    """the number of mini-batches"""
+    update_epochs: int = 4
+    """the K epochs to update the policy"""
+    norm_adv: bool = True
+    """Toggles advantages normalization"""
+    clip_coef: float = 0.2
+    """the surrogate clipping coefficient"""
+    clip_vloss: bool = True
+    """Toggles whether or not to use a clipped loss for the value function, as per the paper."""
+    ent_coef: float = 0.01
+    """coefficient of the entropy"""
+    vf_coef: float = 0.5
+    """coefficient of the value function"""
+    max_grad_norm: float = 0.5
+    """the maximum norm for the gradient clipping"""
+    target_kl: Optional[float] = None
+    """the target KL divergence threshold"""
+    hidden_size: int = 128
+    """width of the two hidden layers of actor and critic"""
+    max_episode_steps: int = 10
+    """episode time limit (pushes)"""
+
+    # LaGO: guidance by the stage-1 prior
+    llm: Optional[str] = None
+    """the LLM of the prior; picks the default --prior-path, and must match the checkpoint's (default smollm2-135m)"""
+    prior_path: Optional[str] = None
+    """the stage-1 checkpoint (finetune_prior.py --out); default checkpoints/prior__clevr__<llm>__1"""
+    guidance_coef: float = 0.1
+    """beta_0, the start value of the guidance coefficient (0 turns LaGO into PPO)"""
+    guidance_schedule: Literal["constant", "linear", "exp"] = "linear"
+    """constant beta_0; linear decay to 0 at --guidance-decay-end; exp decay to 1% of beta_0 there (0 after)"""
+    guidance_decay_end: float = 0.6
+    """fraction of the training budget at which the decaying coefficient reaches 0"""
+    guidance_kl: Literal["reverse", "forward"] = "reverse"
+    """reverse KL(pi || prior) (KL-regularised RL) or forward KL(prior || pi) (kickstarting)"""
+    prior_fraction: float = 1.0
+    """fraction of each rollout batch the prior is queried on (random states; the KL is averaged over them)"""
+    prior_device: str = "auto"
+    """device of the prior: `auto` (cuda if available and --cuda), `cpu` or `cuda`"""
+
+    # Evaluation
+    eval_interval: int = 20_000
+    """evaluate the greedy policy every this many env steps (and at the end)"""
+    eval_episodes: int = 50
+    """episodes per evaluation and goal split"""
+
+    # to be filled in runtime
+    batch_size: int = 0
+    """the batch size (computed in runtime)"""
+    minibatch_size: int = 0
+    """the mini-batch size (computed in runtime)"""
+    num_iterations: int = 0
+    """the number of iterations (computed in runtime)"""
+
+
+EVAL_SEED = 1_000_000  # evaluation episodes are seeded apart from training
+DEFAULT_LLM = "smollm2-135m"
+
+
+def check_args(args: Args) -> Args:
+    """Check the flags and fill in the derived sizes and the default prior path."""
+
+    def fail(message: str):
+        sys.exit(f"{args.exp_name}.py: error: {message}")
+
+    if args.env_id != ENV_ID:
+        fail(f"--env-id must be {ENV_ID} (Meta-World tasks: lago_metaworld_continuous.py), got {args.env_id!r}")
+    for name in ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "update_epochs", "hidden_size",
+                 "max_episode_steps", "eval_interval", "eval_episodes"):
+        if getattr(args, name) <= 0:
+            fail(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
+    if args.guidance_coef < 0:
+        fail(f"--guidance-coef must be >= 0, got {args.guidance_coef}")
+    if not 0 < args.guidance_decay_end <= 1:
+        fail(f"--guidance-decay-end must be in (0, 1], got {args.guidance_decay_end}")
+    if not 0 < args.prior_fraction <= 1:
+        fail(f"--prior-fraction must be in (0, 1], got {args.prior_fraction}")
+    args.batch_size = int(args.num_envs * args.num_steps)
+    args.minibatch_size = int(args.batch_size // args.num_minibatches)
+    args.num_iterations = args.total_timesteps // args.batch_size
+    if args.minibatch_size == 0 or args.num_iterations == 0:
+        fail(f"--total-timesteps {args.total_timesteps} must cover one batch of {args.batch_size} steps, "
+             "and --num-minibatches at most that many")
+    if args.prior_path is None:
+        args.prior_path = f"checkpoints/prior__clevr__{args.llm or DEFAULT_LLM}__1"
+    try:
+        config = read_prior_config(args.prior_path)
+    except PriorError as error:
+        fail(f"--prior-path: {error}")
+    if args.llm is not None and config["llm"] != args.llm:
+        fail(f"--llm {args.llm} does not match the prior {args.prior_path}, which was fine-tuned from {config['llm']}")
+    args.llm = config["llm"]
+    return args
+
+
+def guidance_coef(args: Args, progress: float) -> float:
+    """beta_t at `progress` (fraction of the training budget already used)."""
+    if args.guidance_schedule == "constant":
+        return args.guidance_coef
+    if progress >= args.guidance_decay_end:
+        return 0.0
+    if args.guidance_schedule == "linear":
+        return args.guidance_coef * (1.0 - progress / args.guidance_decay_end)
+    return args.guidance_coef * 0.01 ** (progress / args.guidance_decay_end)
+
+
+def categorical_kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
+    """KL(p || q) per row, exact, for two batches of logits."""
+    p_log = F.log_softmax(p_logits, dim=-1)
+    return (p_log.exp() * (p_log - F.log_softmax(q_logits, dim=-1))).sum(-1)
+
+
+def make_env(env_id: str, max_episode_steps: int, goal_split: str = "train"):
+    def thunk():
+        env = gym.make(env_id, goal_split=goal_split, goal_in_obs=True, max_episode_steps=max_episode_steps)
+        return gym.wrappers.RecordEpisodeStatistics(env)
+
+    return thunk
+
+
+def layer_init(layer, std=np.sqrt(2), bias_const=0.0):
+    torch.nn.init.orthogonal_(layer.weight, std)
+    torch.nn.init.constant_(layer.bias, bias_const)
+    return layer
+
+
+class Agent(nn.Module):
+    def __init__(self, obs_dim: int, num_actions: int, hidden: int):
+        super().__init__()
+        self.critic = nn.Sequential(
+            layer_init(nn.Linear(obs_dim, hidden)), nn.Tanh(),
+            layer_init(nn.Linear(hidden, hidden)), nn.Tanh(),
+            layer_init(nn.Linear(hidden, 1), std=1.0),
+        )
+        self.actor = nn.Sequential(
+            layer_init(nn.Linear(obs_dim, hidden)), nn.Tanh(),
+            layer_init(nn.Linear(hidden, hidden)), nn.Tanh(),
+            layer_init(nn.Linear(hidden, num_actions), std=0.01),
+        )
+
+    def get_value(self, x):
+        return self.critic(x)
+
+    def get_action_and_value(self, x, action=None):
+        logits = self.actor(x)
+        probs = Categorical(logits=logits)
+        if action is None:
+            action = probs.sample()
+        return action, probs.log_prob(action), probs.entropy(), self.critic(x), logits
+
+
+@torch.no_grad()
+def evaluate(agent: Agent, args: Args, goal_split: str, device: torch.device) -> dict[str, float]:
+    """Greedy policy on `args.eval_episodes` fixed-seed episodes of `goal_split`; success and return."""
+    env = make_env(args.env_id, args.max_episode_steps, goal_split)()
+    successes, returns = [], []
+    for episode in range(args.eval_episodes):
+        obs, _ = env.reset(seed=EVAL_SEED + episode)
+        episode_return = 0.0
+        while True:
+            action = agent.actor(torch.as_tensor(obs, dtype=torch.float32, device=device)[None]).argmax(-1)
+            obs, reward, terminated, truncated, info = env.step(action.item())
+            episode_return += float(reward)
+            if terminated or truncated:
+                break
+        successes.append(float(info["success"]))
+        returns.append(episode_return)
+    env.close()
+    return {"success_rate": float(np.mean(successes)), "return": float(np.mean(returns))}
+
+
+def run_evaluations(agent, args, device, writer, global_step, history) -> dict:
+    result = {split: evaluate(agent, args, split, device) for split in ("train", "test")}
+    for split, metrics in result.items():
+        prefix = "eval" if split == "train" else f"eval_{split}"
+        for name, value in metrics.items():
+            writer.add_scalar(f"{prefix}/{name}", value, global_step)
+    history.append({"global_step": global_step, **result})
+    print(f"global_step={global_step}, eval " + ", ".join(
+        f"{split} success {m['success_rate']:.2f} return {m['return']:.2f}" for split, m in result.items()), flush=True)
+    return result
+
+
+if __name__ == "__main__":
+    args = check_args(tyro.cli(Args))
+    run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    run_dir = args.run_dir or f"runs/{run_name}"
+
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+    # the prior is loaded before seeding: building an LLM may draw random numbers
+    probe = gym.make(args.env_id)
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,))  # the prior sees the raw ball positions
+    try:
+        prior = load_prior(args.prior_path, observation_space=observation_space, action_space=probe.action_space,
+                           device=str(device) if args.prior_device == "auto" else args.prior_device)
+    except PriorError as error:
+        sys.exit(f"{args.exp_name}.py: error: --prior-path: {error}")
+    probe.close()
+
+    writer = SummaryWriter(run_dir)
+    writer.add_text(
+        "hyperparameters",
+        "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
+    )
+
+    # TRY NOT TO MODIFY: seeding
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    prior_rng = np.random.default_rng(args.seed + 1)  # --prior-fraction's subsets; apart from PPO's RNG
+
+    # env setup
+    envs = gym.vector.SyncVectorEnv(
+        [make_env(args.env_id, args.max_episode_steps) for _ in range(args.num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+    assert isinstance(envs.single_action_space, gym.spaces.Discrete), "only discrete action space is supported"
+    obs_dim = int(np.prod(envs.single_observation_space.shape))
+    num_actions = int(envs.single_action_space.n)
+    agent = Agent(obs_dim, num_actions, args.hidden_size).to(device)
+    optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
+
+    # ALGO Logic: Storage setup
+    obs = torch.zeros((args.num_steps, args.num_envs) + envs.single_observation_space.shape).to(device)
+    actions = torch.zeros((args.num_steps, args.num_envs) + envs.single_action_space.shape).to(device)
+    logprobs = torch.zeros((args.num_steps, args.num_envs)).to(device)
+    rewards = torch.zeros((args.num_steps, args.num_envs)).to(device)
+    dones = torch.zeros((args.num_steps, args.num_envs)).to(device)
+    values = torch.zeros((args.num_steps, args.num_envs)).to(device)
+    texts = np.empty((args.num_steps, args.num_envs), dtype=object)  # the goal instruction, for the prior
+
+    # TRY NOT TO MODIFY: start the game
+    global_step = 0
+    start_time = time.time()
+    prior_seconds_total = 0.0
+    next_obs, infos = envs.reset(seed=args.seed)
+    next_texts = infos["goal_text"]
+    next_obs = torch.Tensor(next_obs).to(device)
+    next_done = torch.zeros(args.num_envs).to(device)
+    evaluations: list[dict] = []
+
+    for iteration in range(1, args.num_iterations + 1):
+        # Annealing the rate if instructed to do so.
+        if args.anneal_lr:
+            frac = 1.0 - (iteration - 1.0) / args.num_iterations
+            lrnow = frac * args.learning_rate
+            optimizer.param_groups[0]["lr"] = lrnow
+        beta = guidance_coef(args, (iteration - 1.0) / args.num_iterations)
+
+        for step in range(0, args.num_steps):
+            global_step += args.num_envs
+            obs[step] = next_obs
+            dones[step] = next_done
+            texts[step] = next_texts
+
+            # ALGO LOGIC: action logic
+            with torch.no_grad():
+                action, logprob, _, value, _ = agent.get_action_and_value(next_obs)
+                values[step] = value.flatten()
+            actions[step] = action
+            logprobs[step] = logprob
+
+            # TRY NOT TO MODIFY: execute the game and log data.
+            next_obs, reward, terminations, truncations, infos = envs.step(action.cpu().numpy())
+            next_done = np.logical_or(terminations, truncations)
+            rewards[step] = torch.tensor(reward).to(device).view(-1)
+            next_obs, next_done = torch.Tensor(next_obs).to(device), torch.Tensor(next_done).to(device)
+            next_texts = infos["goal_text"]  # after an autoreset: the new episode's goal
+
+            if "final_info" in infos and "episode" in infos["final_info"]:
+                episode, ended = infos["final_info"]["episode"], infos["final_info"]["_episode"]
+                for i in np.flatnonzero(ended):
+                    writer.add_scalar("charts/episodic_return", episode["r"][i], global_step)
+                    writer.add_scalar("charts/episodic_length", episode["l"][i], global_step)
+                    writer.add_scalar("charts/episodic_success", infos["final_info"]["success"][i], global_step)
+
+        # LaGO: the frozen prior's logits for the batch (raw ball positions + instruction), once per rollout
+        b_prior_logits = torch.zeros((args.batch_size, num_actions), device=device)
+        b_has_prior = torch.zeros(args.batch_size, dtype=torch.bool, device=device)
+        if beta > 0:
+            prior_start = time.time()
+            queried = np.arange(args.batch_size)
+            if args.prior_fraction < 1:
+                queried = np.sort(prior_rng.choice(args.batch_size, max(1, round(args.prior_fraction * args.batch_size)), replace=False))
+            raw_obs = obs.reshape(args.batch_size, -1)[:, :OBS_DIM]
+            b_prior_logits[queried] = prior(raw_obs[queried], texts.reshape(-1)[queried].tolist()).to(device)
+            b_has_prior[queried] = True
+            prior_seconds = time.time() - prior_start
+            prior_seconds_total += prior_seconds
+            writer.add_scalar("perf/prior_seconds", prior_seconds, global_step)
+            with torch.no_grad():
+                policy_greedy = agent.actor(obs.reshape(args.batch_size, -1)[b_has_prior]).argmax(-1)
+                prior_agreement = (policy_greedy == b_prior_logits[b_has_prior].argmax(-1)).float().mean()
+            writer.add_scalar("charts/prior_agreement", prior_agreement.item(), global_step)
+
+        # bootstrap value if not done
+        with torch.no_grad():
+            next_value = agent.get_value(next_obs).reshape(1, -1)
+            advantages = torch.zeros_like(rewards).to(device)
+            lastgaelam = 0
+            for t in reversed(range(args.num_steps)):
+                if t == args.num_steps - 1:
+                    nextnonterminal = 1.0 - next_done
+                    nextvalues = next_value
+                else:
+                    nextnonterminal = 1.0 - dones[t + 1]
+                    nextvalues = values[t + 1]
+                delta = rewards[t] + args.gamma * nextvalues * nextnonterminal - values[t]
+                advantages[t] = lastgaelam = delta + args.gamma * args.gae_lambda * nextnonterminal * lastgaelam
+            returns = advantages + values
+
+        # flatten the batch
+        b_obs = obs.reshape((-1,) + envs.single_observation_space.shape)
+        b_logprobs = logprobs.reshape(-1)
+        b_actions = actions.reshape((-1,) + envs.single_action_space.shape)
+        b_advantages = advantages.reshape(-1)
+        b_returns = returns.reshape(-1)
+        b_values = values.reshape(-1)
+
+        # Optimizing the policy and value network
+        b_inds = np.arange(args.batch_size)
+        clipfracs = []
+        for epoch in range(args.update_epochs):
+            np.random.shuffle(b_inds)
+            for start in range(0, args.batch_size, args.minibatch_size):
+                end = start + args.minibatch_size
+                mb_inds = b_inds[start:end]
+
+                _, newlogprob, entropy, newvalue, newlogits = agent.get_action_and_value(b_obs[mb_inds], b_actions.long()[mb_inds])
+                logratio = newlogprob - b_logprobs[mb_inds]
+                ratio = logratio.exp()
+
+                with torch.no_grad():
+                    # calculate approx_kl http://joschu.net/blog/kl-approx.html
+                    old_approx_kl = (-logratio).mean()
+                    approx_kl = ((ratio - 1) - logratio).mean()
+                    clipfracs += [((ratio - 1.0).abs() > args.clip_coef).float().mean().item()]
+
+                mb_advantages = b_advantages[mb_inds]
+                if args.norm_adv:
+                    mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
+
+                # Policy loss
+                pg_loss1 = -mb_advantages * ratio
+                pg_loss2 = -mb_advantages * torch.clamp(ratio, 1 - args.clip_coef, 1 + args.clip_coef)
+                pg_loss = torch.max(pg_loss1, pg_loss2).mean()
+
+                # Value loss
+                newvalue = newvalue.view(-1)
+                if args.clip_vloss:
+                    v_loss_unclipped = (newvalue - b_returns[mb_inds]) ** 2
+                    v_clipped = b_values[mb_inds] + torch.clamp(
+                        newvalue - b_values[mb_inds],
+                        -args.clip_coef,
+                        args.clip_coef,
+                    )
+                    v_loss_clipped = (v_clipped - b_returns[mb_inds]) ** 2
+                    v_loss_max = torch.max(v_loss_unclipped, v_loss_clipped)
+                    v_loss = 0.5 * v_loss_max.mean()
+                else:
+                    v_loss = 0.5 * ((newvalue - b_returns[mb_inds]) ** 2).mean()
+
+                entropy_loss = entropy.mean()
+                loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
+
+                # LaGO guidance: beta_t * KL to the prior, averaged over the minibatch states it was queried on
+                if beta > 0:
+                    mb_has_prior = b_has_prior[mb_inds]
+                    mb_prior_logits = b_prior_logits[mb_inds][mb_has_prior]
+                    if args.guidance_kl == "reverse":
+                        kl = categorical_kl(newlogits[mb_has_prior], mb_prior_logits)
+                    else:
+                        kl = categorical_kl(mb_prior_logits, newlogits[mb_has_prior])
+                    guidance_kl = kl.mean() if len(kl) else newlogits.sum() * 0.0
+                    loss = loss + beta * guidance_kl
+
+                optimizer.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
+                optimizer.step()
+
+            if args.target_kl is not None and approx_kl > args.target_kl:
+                break
+
+        y_pred, y_true = b_values.cpu().numpy(), b_returns.cpu().numpy()
+        var_y = np.var(y_true)
+        explained_var = np.nan if var_y == 0 else 1 - np.var(y_true - y_pred) / var_y
+
+        # TRY NOT TO MODIFY: record rewards for plotting purposes
+        writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
+        writer.add_scalar("charts/guidance_coef", beta, global_step)
+        writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
+        writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
+        writer.add_scalar("losses/entropy", entropy_loss.item(), global_step)
+        writer.add_scalar("losses/old_approx_kl", old_approx_kl.item(), global_step)
+        writer.add_scalar("losses/approx_kl", approx_kl.item(), global_step)
+        writer.add_scalar("losses/clipfrac", np.mean(clipfracs), global_step)
+        writer.add_scalar("losses/explained_variance", explained_var, global_step)
+        if beta > 0:
+            writer.add_scalar("losses/guidance_kl", guidance_kl.item(), global_step)
+        sps = int(global_step / (time.time() - start_time))
+        writer.add_scalar("charts/SPS", sps, global_step)
+
+        if global_step // args.eval_interval > (global_step - args.batch_size) // args.eval_interval or iteration == args.num_iterations:
+            print(f"SPS: {sps}, guidance_coef {beta:.4f}, prior {prior_seconds_total:.0f}s so far", flush=True)
+            final = run_evaluations(agent, args, device, writer, global_step, evaluations)
+
+    wall_seconds = time.time() - start_time
+    summary = {
+        "env_id": args.env_id, "method": args.exp_name, "seed": args.seed, "global_step": global_step,
+        "wall_seconds": round(wall_seconds, 1), "sps": round(global_step / wall_seconds, 1),
+        "prior_seconds": round(prior_seconds_total, 1), "llm": args.llm,
+        "final_eval": final, "evaluations": evaluations, "args": asdict(args),
+    }
+    with open(os.path.join(run_dir, "summary.json.tmp"), "w") as f:
+        json.dump(summary, f, indent=2)
+    os.replace(os.path.join(run_dir, "summary.json.tmp"), os.path.join(run_dir, "summary.json"))
+    print(f"wrote {os.path.join(run_dir, 'summary.json')}: " + ", ".join(
+        f"{split} success {m['success_rate']:.2f}" for split, m in final.items()))
+    envs.close()
+    writer.close()

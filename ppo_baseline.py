@@ -1,0 +1,474 @@
+"""Vanilla PPO on both LaGO benchmarks: the baseline that LaGO's guidance is measured against.
+
+    python ppo_baseline.py --env-id CLEVRRobot-v0 --total-timesteps 200000
+    python ppo_baseline.py --env-id reach-v3 --total-timesteps 1000000
+
+CleanRL's `ppo.py` (Discrete actions: CLEVR-Robot) and `ppo_continuous_action.py` (Box actions:
+a Meta-World MT10 task), with the same networks, defaults and TensorBoard tags. Added: a
+goal-conditioned observation on CLEVR-Robot (ball positions + the 14-number goal encoding),
+observation normalisation inside the agent (so that evaluation uses the training statistics),
+periodic and final greedy evaluation (`eval/success_rate`, `eval/return`; CLEVR-Robot also on the
+held-out test goals, `eval_test/*`), and `summary.json` in the run directory.
+
+`lago_clevr_discrete.py` and `lago_metaworld_continuous.py` are this file plus the prior's
+guidance; with `--guidance-coef 0` they reproduce this file's runs exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.optim as optim
+import tyro
+from torch.distributions.categorical import Categorical
+from torch.distributions.normal import Normal
+from torch.utils.tensorboard import SummaryWriter
+
+import envs  # noqa: F401  (registers CLEVRRobot-v0)
+from envs.clevr_robot import ENV_ID as CLEVR_ENV_ID
+from envs.metaworld_tasks import MT10_TASKS, make_metaworld_env
+
+
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """the name of this experiment"""
+    seed: int = 1
+    """seed of the experiment"""
+    torch_deterministic: bool = True
+    """if toggled, `torch.backends.cudnn.deterministic=True`"""
+    cuda: bool = True
+    """if toggled, cuda will be enabled by default"""
+    run_dir: Optional[str] = None
+    """where the TensorBoard log and summary.json go; default runs/<run name>"""
+
+    # Algorithm specific arguments
+    env_id: str = CLEVR_ENV_ID
+    """`CLEVRRobot-v0` (Discrete actions) or an MT10 task such as `reach-v3` (Box actions)"""
+    total_timesteps: int = 200_000
+    """total timesteps of the experiments"""
+    learning_rate: Optional[float] = None
+    """the learning rate of the optimizer (default 2.5e-4 Discrete, 3e-4 Box)"""
+    num_envs: Optional[int] = None
+    """the number of parallel game environments (default 8 Discrete, 1 Box)"""
+    num_steps: Optional[int] = None
+    """the number of steps to run in each environment per policy rollout (default 128 Discrete, 2048 Box)"""
+    anneal_lr: bool = True
+    """Toggle learning rate annealing for policy and value networks"""
+    gamma: float = 0.99
+    """the discount factor gamma"""
+    gae_lambda: float = 0.95
+    """the lambda for the general advantage estimation"""
+    num_minibatches: Optional[int] = None
+    """the number of mini-batches (default 4 Discrete, 32 Box)"""
+    update_epochs: Optional[int] = None
+    """the K epochs to update the policy (default 4 Discrete, 10 Box)"""
+    norm_adv: bool = True
+    """Toggles advantages normalization"""
+    clip_coef: float = 0.2
+    """the surrogate clipping coefficient"""
+    clip_vloss: bool = True
+    """Toggles whether or not to use a clipped loss for the value function, as per the paper."""
+    ent_coef: Optional[float] = None
+    """coefficient of the entropy (default 0.01 Discrete, 0.0 Box)"""
+    vf_coef: float = 0.5
+    """coefficient of the value function"""
+    max_grad_norm: float = 0.5
+    """the maximum norm for the gradient clipping"""
+    target_kl: Optional[float] = None
+    """the target KL divergence threshold"""
+    hidden_size: Optional[int] = None
+    """width of the two hidden layers of actor and critic (default 128 Discrete, 64 Box)"""
+    max_episode_steps: Optional[int] = None
+    """episode time limit (default 10 pushes on CLEVR-Robot, 500 on Meta-World)"""
+
+    # Evaluation
+    eval_interval: int = 20_000
+    """evaluate the greedy policy every this many env steps (and at the end)"""
+    eval_episodes: int = 50
+    """episodes per evaluation (per goal split on CLEVR-Robot)"""
+
+    # to be filled in runtime
+    batch_size: int = 0
+    """the batch size (computed in runtime)"""
+    minibatch_size: int = 0
+    """the mini-batch size (computed in runtime)"""
+    num_iterations: int = 0
+    """the number of iterations (computed in runtime)"""
+
+
+# CleanRL's defaults of ppo.py (Discrete) and ppo_continuous_action.py (Box), for fields left unset
+DEFAULTS = {
+    "discrete": dict(learning_rate=2.5e-4, num_envs=8, num_steps=128, num_minibatches=4, update_epochs=4,
+                     ent_coef=0.01, hidden_size=128, max_episode_steps=10),
+    "continuous": dict(learning_rate=3e-4, num_envs=1, num_steps=2048, num_minibatches=32, update_epochs=10,
+                       ent_coef=0.0, hidden_size=64, max_episode_steps=500),
+}
+EVAL_SEED = 1_000_000  # evaluation episodes are seeded apart from training
+
+
+def fill_defaults(args: Args) -> Args:
+    """Check the flags, fill in the defaults of the env's action space and the derived sizes."""
+    if args.env_id != CLEVR_ENV_ID and args.env_id not in MT10_TASKS:
+        sys.exit(f"{args.exp_name}.py: error: --env-id {args.env_id!r} is neither {CLEVR_ENV_ID} nor an MT10 task "
+                 f"({', '.join(MT10_TASKS)})")
+    kind = "discrete" if args.env_id == CLEVR_ENV_ID else "continuous"
+    for name, value in DEFAULTS[kind].items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    for name in ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "update_epochs", "hidden_size",
+                 "max_episode_steps", "eval_interval", "eval_episodes"):
+        if getattr(args, name) <= 0:
+            sys.exit(f"{args.exp_name}.py: error: --{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
+    args.batch_size = int(args.num_envs * args.num_steps)
+    args.minibatch_size = int(args.batch_size // args.num_minibatches)
+    args.num_iterations = args.total_timesteps // args.batch_size
+    if args.minibatch_size == 0 or args.num_iterations == 0:
+        sys.exit(f"{args.exp_name}.py: error: --total-timesteps {args.total_timesteps} must cover one batch of "
+                 f"{args.batch_size} steps, and --num-minibatches at most that many")
+    return args
+
+
+def make_env(env_id: str, seed: int, max_episode_steps: int, goal_split: str = "train"):
+    def thunk():
+        if env_id == CLEVR_ENV_ID:
+            env = gym.make(env_id, goal_split=goal_split, goal_in_obs=True, max_episode_steps=max_episode_steps)
+        else:
+            env = make_metaworld_env(env_id, seed=seed, max_episode_steps=max_episode_steps)
+            env = gym.wrappers.ClipAction(env)
+        return gym.wrappers.RecordEpisodeStatistics(env)
+
+    return thunk
+
+
+def layer_init(layer, std=np.sqrt(2), bias_const=0.0):
+    torch.nn.init.orthogonal_(layer.weight, std)
+    torch.nn.init.constant_(layer.bias, bias_const)
+    return layer
+
+
+class RunningNorm(nn.Module):
+    """Observation normalisation (gymnasium's NormalizeObservation) kept in the agent, clipped to +-10."""
+
+    def __init__(self, shape: int, enabled: bool):
+        super().__init__()
+        self.enabled = enabled
+        self.register_buffer("mean", torch.zeros(shape, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(shape, dtype=torch.float64))
+        self.register_buffer("count", torch.tensor(1e-4, dtype=torch.float64))
+
+    def update(self, x: torch.Tensor) -> None:
+        if not self.enabled:
+            return
+        x = x.double()
+        batch_mean, batch_var, batch_count = x.mean(0), x.var(0, unbiased=False), x.shape[0]
+        delta, total = batch_mean - self.mean, self.count + batch_count
+        self.mean += delta * batch_count / total
+        self.var = (self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total) / total
+        self.count = total
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return x
+        return ((x - self.mean) / torch.sqrt(self.var + 1e-8)).clamp(-10, 10).float()
+
+
+class CategoricalAgent(nn.Module):
+    def __init__(self, obs_dim: int, num_actions: int, hidden: int):
+        super().__init__()
+        self.obs_norm = RunningNorm(obs_dim, enabled=False)
+        self.critic = nn.Sequential(
+            layer_init(nn.Linear(obs_dim, hidden)), nn.Tanh(),
+            layer_init(nn.Linear(hidden, hidden)), nn.Tanh(),
+            layer_init(nn.Linear(hidden, 1), std=1.0),
+        )
+        self.actor = nn.Sequential(
+            layer_init(nn.Linear(obs_dim, hidden)), nn.Tanh(),
+            layer_init(nn.Linear(hidden, hidden)), nn.Tanh(),
+            layer_init(nn.Linear(hidden, num_actions), std=0.01),
+        )
+
+    def get_value(self, x):
+        return self.critic(x)
+
+    def get_action_and_value(self, x, action=None):
+        probs = Categorical(logits=self.actor(x))
+        if action is None:
+            action = probs.sample()
+        return action, probs.log_prob(action), probs.entropy(), self.critic(x)
+
+    def greedy_action(self, x):
+        return self.actor(x).argmax(-1)
+
+
+class GaussianAgent(nn.Module):
+    def __init__(self, obs_dim: int, action_dim: int, hidden: int):
+        super().__init__()
+        self.obs_norm = RunningNorm(obs_dim, enabled=True)
+        self.critic = nn.Sequential(
+            layer_init(nn.Linear(obs_dim, hidden)), nn.Tanh(),
+            layer_init(nn.Linear(hidden, hidden)), nn.Tanh(),
+            layer_init(nn.Linear(hidden, 1), std=1.0),
+        )
+        self.actor_mean = nn.Sequential(
+            layer_init(nn.Linear(obs_dim, hidden)), nn.Tanh(),
+            layer_init(nn.Linear(hidden, hidden)), nn.Tanh(),
+            layer_init(nn.Linear(hidden, action_dim), std=0.01),
+        )
+        self.actor_logstd = nn.Parameter(torch.zeros(1, action_dim))
+
+    def get_value(self, x):
+        return self.critic(x)
+
+    def get_action_and_value(self, x, action=None):
+        action_mean = self.actor_mean(x)
+        action_std = torch.exp(self.actor_logstd.expand_as(action_mean))
+        probs = Normal(action_mean, action_std)
+        if action is None:
+            action = probs.sample()
+        return action, probs.log_prob(action).sum(1), probs.entropy().sum(1), self.critic(x)
+
+    def greedy_action(self, x):
+        return self.actor_mean(x)
+
+
+@torch.no_grad()
+def evaluate(agent: nn.Module, args: Args, goal_split: str, device: torch.device) -> dict[str, float]:
+    """Greedy (argmax / mean) policy on `args.eval_episodes` fixed-seed episodes; success and return."""
+    env = make_env(args.env_id, args.seed, args.max_episode_steps, goal_split)()
+    successes, returns = [], []
+    for episode in range(args.eval_episodes):
+        obs, _ = env.reset(seed=EVAL_SEED + episode)
+        success, episode_return = 0.0, 0.0
+        while True:
+            x = agent.obs_norm(torch.as_tensor(obs, dtype=torch.float32, device=device)[None])
+            action = agent.greedy_action(x)[0].cpu().numpy()
+            obs, reward, terminated, truncated, info = env.step(action)
+            episode_return += float(reward)
+            success = max(success, float(info["success"]))
+            if success or terminated or truncated:  # Meta-World: stop at the first success
+                break
+        successes.append(success)
+        returns.append(episode_return)
+    env.close()
+    return {"success_rate": float(np.mean(successes)), "return": float(np.mean(returns))}
+
+
+def run_evaluations(agent, args, device, writer, global_step, history) -> dict:
+    splits = ("train", "test") if args.env_id == CLEVR_ENV_ID else ("train",)
+    result = {split: evaluate(agent, args, split, device) for split in splits}
+    for split, metrics in result.items():
+        prefix = "eval" if split == "train" else f"eval_{split}"
+        for name, value in metrics.items():
+            writer.add_scalar(f"{prefix}/{name}", value, global_step)
+    history.append({"global_step": global_step, **result})
+    print(f"global_step={global_step}, eval " + ", ".join(
+        f"{split} success {m['success_rate']:.2f} return {m['return']:.2f}" for split, m in result.items()), flush=True)
+    return result
+
+
+if __name__ == "__main__":
+    args = fill_defaults(tyro.cli(Args))
+    run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    run_dir = args.run_dir or f"runs/{run_name}"
+    writer = SummaryWriter(run_dir)
+    writer.add_text(
+        "hyperparameters",
+        "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
+    )
+
+    # TRY NOT TO MODIFY: seeding
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+
+    # env setup
+    envs = gym.vector.SyncVectorEnv(
+        [make_env(args.env_id, args.seed, args.max_episode_steps) for _ in range(args.num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+    discrete = isinstance(envs.single_action_space, gym.spaces.Discrete)
+    obs_dim = int(np.prod(envs.single_observation_space.shape))
+    if discrete:
+        agent = CategoricalAgent(obs_dim, int(envs.single_action_space.n), args.hidden_size).to(device)
+    else:
+        agent = GaussianAgent(obs_dim, int(np.prod(envs.single_action_space.shape)), args.hidden_size).to(device)
+        envs = gym.wrappers.vector.NormalizeReward(envs, gamma=args.gamma)
+        envs = gym.wrappers.vector.TransformReward(envs, lambda reward: np.clip(reward, -10, 10))
+    optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
+
+    # ALGO Logic: Storage setup
+    obs = torch.zeros((args.num_steps, args.num_envs) + envs.single_observation_space.shape).to(device)
+    actions = torch.zeros((args.num_steps, args.num_envs) + envs.single_action_space.shape).to(device)
+    logprobs = torch.zeros((args.num_steps, args.num_envs)).to(device)
+    rewards = torch.zeros((args.num_steps, args.num_envs)).to(device)
+    dones = torch.zeros((args.num_steps, args.num_envs)).to(device)
+    values = torch.zeros((args.num_steps, args.num_envs)).to(device)
+
+    # TRY NOT TO MODIFY: start the game
+    global_step = 0
+    start_time = time.time()
+    next_obs, _ = envs.reset(seed=args.seed)
+    next_obs = torch.Tensor(next_obs).to(device)
+    next_done = torch.zeros(args.num_envs).to(device)
+    evaluations: list[dict] = []
+
+    for iteration in range(1, args.num_iterations + 1):
+        # Annealing the rate if instructed to do so.
+        if args.anneal_lr:
+            frac = 1.0 - (iteration - 1.0) / args.num_iterations
+            lrnow = frac * args.learning_rate
+            optimizer.param_groups[0]["lr"] = lrnow
+
+        for step in range(0, args.num_steps):
+            global_step += args.num_envs
+            agent.obs_norm.update(next_obs)
+            obs[step] = agent.obs_norm(next_obs)
+            dones[step] = next_done
+
+            # ALGO LOGIC: action logic
+            with torch.no_grad():
+                action, logprob, _, value = agent.get_action_and_value(obs[step])
+                values[step] = value.flatten()
+            actions[step] = action
+            logprobs[step] = logprob
+
+            # TRY NOT TO MODIFY: execute the game and log data.
+            next_obs, reward, terminations, truncations, infos = envs.step(action.cpu().numpy())
+            next_done = np.logical_or(terminations, truncations)
+            rewards[step] = torch.tensor(reward).to(device).view(-1)
+            next_obs, next_done = torch.Tensor(next_obs).to(device), torch.Tensor(next_done).to(device)
+
+            if "final_info" in infos and "episode" in infos["final_info"]:
+                episode, ended = infos["final_info"]["episode"], infos["final_info"]["_episode"]
+                for i in np.flatnonzero(ended):
+                    writer.add_scalar("charts/episodic_return", episode["r"][i], global_step)
+                    writer.add_scalar("charts/episodic_length", episode["l"][i], global_step)
+                    writer.add_scalar("charts/episodic_success", infos["final_info"]["success"][i], global_step)
+
+        # bootstrap value if not done
+        with torch.no_grad():
+            next_value = agent.get_value(agent.obs_norm(next_obs)).reshape(1, -1)
+            advantages = torch.zeros_like(rewards).to(device)
+            lastgaelam = 0
+            for t in reversed(range(args.num_steps)):
+                if t == args.num_steps - 1:
+                    nextnonterminal = 1.0 - next_done
+                    nextvalues = next_value
+                else:
+                    nextnonterminal = 1.0 - dones[t + 1]
+                    nextvalues = values[t + 1]
+                delta = rewards[t] + args.gamma * nextvalues * nextnonterminal - values[t]
+                advantages[t] = lastgaelam = delta + args.gamma * args.gae_lambda * nextnonterminal * lastgaelam
+            returns = advantages + values
+
+        # flatten the batch
+        b_obs = obs.reshape((-1,) + envs.single_observation_space.shape)
+        b_logprobs = logprobs.reshape(-1)
+        b_actions = actions.reshape((-1,) + envs.single_action_space.shape)
+        b_advantages = advantages.reshape(-1)
+        b_returns = returns.reshape(-1)
+        b_values = values.reshape(-1)
+
+        # Optimizing the policy and value network
+        b_inds = np.arange(args.batch_size)
+        clipfracs = []
+        for epoch in range(args.update_epochs):
+            np.random.shuffle(b_inds)
+            for start in range(0, args.batch_size, args.minibatch_size):
+                end = start + args.minibatch_size
+                mb_inds = b_inds[start:end]
+
+                _, newlogprob, entropy, newvalue = agent.get_action_and_value(
+                    b_obs[mb_inds], b_actions.long()[mb_inds] if discrete else b_actions[mb_inds]
+                )
+                logratio = newlogprob - b_logprobs[mb_inds]
+                ratio = logratio.exp()
+
+                with torch.no_grad():
+                    # calculate approx_kl http://joschu.net/blog/kl-approx.html
+                    old_approx_kl = (-logratio).mean()
+                    approx_kl = ((ratio - 1) - logratio).mean()
+                    clipfracs += [((ratio - 1.0).abs() > args.clip_coef).float().mean().item()]
+
+                mb_advantages = b_advantages[mb_inds]
+                if args.norm_adv:
+                    mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
+
+                # Policy loss
+                pg_loss1 = -mb_advantages * ratio
+                pg_loss2 = -mb_advantages * torch.clamp(ratio, 1 - args.clip_coef, 1 + args.clip_coef)
+                pg_loss = torch.max(pg_loss1, pg_loss2).mean()
+
+                # Value loss
+                newvalue = newvalue.view(-1)
+                if args.clip_vloss:
+                    v_loss_unclipped = (newvalue - b_returns[mb_inds]) ** 2
+                    v_clipped = b_values[mb_inds] + torch.clamp(
+                        newvalue - b_values[mb_inds],
+                        -args.clip_coef,
+                        args.clip_coef,
+                    )
+                    v_loss_clipped = (v_clipped - b_returns[mb_inds]) ** 2
+                    v_loss_max = torch.max(v_loss_unclipped, v_loss_clipped)
+                    v_loss = 0.5 * v_loss_max.mean()
+                else:
+                    v_loss = 0.5 * ((newvalue - b_returns[mb_inds]) ** 2).mean()
+
+                entropy_loss = entropy.mean()
+                loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
+
+                optimizer.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
+                optimizer.step()
+
+            if args.target_kl is not None and approx_kl > args.target_kl:
+                break
+
+        y_pred, y_true = b_values.cpu().numpy(), b_returns.cpu().numpy()
+        var_y = np.var(y_true)
+        explained_var = np.nan if var_y == 0 else 1 - np.var(y_true - y_pred) / var_y
+
+        # TRY NOT TO MODIFY: record rewards for plotting purposes
+        writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
+        writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
+        writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
+        writer.add_scalar("losses/entropy", entropy_loss.item(), global_step)
+        writer.add_scalar("losses/old_approx_kl", old_approx_kl.item(), global_step)
+        writer.add_scalar("losses/approx_kl", approx_kl.item(), global_step)
+        writer.add_scalar("losses/clipfrac", np.mean(clipfracs), global_step)
+        writer.add_scalar("losses/explained_variance", explained_var, global_step)
+        sps = int(global_step / (time.time() - start_time))
+        writer.add_scalar("charts/SPS", sps, global_step)
+
+        if global_step // args.eval_interval > (global_step - args.batch_size) // args.eval_interval or iteration == args.num_iterations:
+            print(f"SPS: {sps}", flush=True)
+            final = run_evaluations(agent, args, device, writer, global_step, evaluations)
+
+    wall_seconds = time.time() - start_time
+    summary = {
+        "env_id": args.env_id, "method": args.exp_name, "seed": args.seed, "global_step": global_step,
+        "wall_seconds": round(wall_seconds, 1), "sps": round(global_step / wall_seconds, 1),
+        "final_eval": final, "evaluations": evaluations, "args": asdict(args),
+    }
+    with open(os.path.join(run_dir, "summary.json.tmp"), "w") as f:
+        json.dump(summary, f, indent=2)
+    os.replace(os.path.join(run_dir, "summary.json.tmp"), os.path.join(run_dir, "summary.json"))
+    print(f"wrote {os.path.join(run_dir, 'summary.json')}: " + ", ".join(
+        f"{split} success {m['success_rate']:.2f}" for split, m in final.items()))
+    envs.close()
+    writer.close()
