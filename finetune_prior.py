@@ -460,6 +460,19 @@ class FrozenPrior:
         return params[0].clamp(space["low"], space["high"]).cpu().numpy()
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux), for the records of timed runs."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
 def fast_dtype(device: torch.device) -> torch.dtype:
     """bf16 where the device computes it natively (CUDA, CPUs with AVX512-BF16 or AMX), else fp32.
 
@@ -677,6 +690,8 @@ def main(args: Args) -> Path:
         "val_metrics": metrics,
         "val_majority_accuracy": float(baseline) if baseline else None,
         "train_seconds": round(time.time() - start, 1),
+        "machine": {"device": str(device), "cpu": cpu_name(), "threads": torch.get_num_threads(),
+                    "precision": "bf16 autocast" if autocast_bf16 else "fp32"},
         "args": asdict(args),
     }
     save_prior(model, out, config)

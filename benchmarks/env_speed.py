@@ -9,9 +9,7 @@ Random actions, auto-reset on episode end, the environments as the training scri
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ import gymnasium as gym
 import tyro
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import cpu_name, write_json  # noqa: E402
 from envs.clevr_robot import ENV_ID, expert_action  # noqa: E402
 from envs.metaworld_tasks import make_metaworld_env  # noqa: E402
 
@@ -36,16 +35,6 @@ class Args:
     """the Meta-World task to time"""
     json: Optional[str] = None
     """also write the results to this JSON file"""
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def steps_per_second(step: Callable[[], int], seconds: float) -> float:
@@ -100,7 +89,7 @@ def main(args: Args) -> dict[str, float]:
     if args.cores > 0 and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[: args.cores]))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    machine = cpu_model()
+    machine = cpu_name()
     print(f"{machine}, {cores} core(s), {args.seconds:.0f} s each")
 
     results: dict[str, float] = {}
@@ -118,11 +107,7 @@ def main(args: Args) -> dict[str, float]:
         results[name] = steps_per_second(make_step(), args.seconds)
         print(f"{name:<40}{results[name]:>10,.0f} env steps/s", flush=True)
     if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        record = {"machine": machine, "cores": cores, "seconds": args.seconds, "steps_per_second": results}
-        path.write_text(json.dumps(record, indent=2) + "\n")
-        print(f"wrote {path}")
+        write_json(args.json, {"machine": machine, "cores": cores, "seconds": args.seconds, "steps_per_second": results})
     return results
 
 

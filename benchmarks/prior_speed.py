@@ -11,7 +11,6 @@ includes computing each prefix once; both figures are reported.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import tyro
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from envs.clevr_robot import NUM_ACTIONS, OBS_DIM, CLEVRRobotEnv  # noqa: E402
+from benchmarks.common import cpu_name, write_json  # noqa: E402
 from finetune_prior import LatentActionPrior, freeze, load_llm, load_prior, resolve_device  # noqa: E402
 
 
@@ -88,7 +88,7 @@ def main(args: Args) -> dict:
     cached = best_time(lambda: prior(obs, texts, use_cache=True), args.repeats)
     uncached = best_time(lambda: prior(obs, texts, use_cache=False), args.repeats)
     results = {
-        "llm": label, "batch": args.batch, "distinct_texts": len(set(texts)), "device": str(device),
+        "llm": label, "batch": args.batch, "distinct_texts": len(set(texts)), "device": str(device), "cpu": cpu_name(),
         "threads": torch.get_num_threads(), "dtype": str(prior.model.llm.dtype),
         "cached_states_per_second": args.batch / cached,
         "cached_first_call_states_per_second": args.batch / first_cached,
@@ -99,9 +99,7 @@ def main(args: Args) -> dict:
     print(f"uncached:        {results['uncached_states_per_second']:10,.0f} states/s")
     print(f"speed-up:        {results['cached_states_per_second'] / results['uncached_states_per_second']:10.1f}x")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        write_json(args.json, results)
     return results
 
 
