@@ -36,8 +36,7 @@ import tyro
 from torch.distributions.categorical import Categorical
 from torch.utils.tensorboard import SummaryWriter
 
-import envs  # noqa: F401  (registers CLEVRRobot-v0)
-from envs.clevr_robot import ENV_ID, OBS_DIM
+from envs.clevr_robot import ENV_ID, OBS_DIM  # importing envs registers CLEVRRobot-v0
 from finetune_prior import PriorError, load_prior, read_prior_config
 
 

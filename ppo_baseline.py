@@ -34,8 +34,7 @@ from torch.distributions.categorical import Categorical
 from torch.distributions.normal import Normal
 from torch.utils.tensorboard import SummaryWriter
 
-import envs  # noqa: F401  (registers CLEVRRobot-v0)
-from envs.clevr_robot import ENV_ID as CLEVR_ENV_ID
+from envs.clevr_robot import ENV_ID as CLEVR_ENV_ID  # importing envs registers CLEVRRobot-v0
 from envs.metaworld_tasks import MT10_TASKS, make_metaworld_env
 
 
