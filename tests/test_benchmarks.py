@@ -1,0 +1,64 @@
+"""The comparison grid (resumable) and its report, on a tiny budget with a tiny-random prior."""
+
+import csv
+import json
+import shutil
+
+import pytest
+
+from benchmarks import grid, report
+
+
+@pytest.fixture(scope="module")
+def small_grid(tmp_path_factory, clevr_prior):
+    priors = tmp_path_factory.mktemp("priors")
+    shutil.copytree(clevr_prior, priors / "prior__clevr__tiny-random__1")
+    out = tmp_path_factory.mktemp("grid")
+    args = grid.Args(methods="ppo,lago-tiny-random,prior-alone-tiny-random", seeds="1,2", total_timesteps=2048,
+                     eval_episodes=5, eval_interval=1024, out=str(out), priors=str(priors),
+                     lago_args="--num-envs 4 --num-steps 128")
+    grid.main(args)
+    return args, out
+
+
+def test_grid_runs_every_method_and_seed_once(small_grid, capsys):
+    args, out = small_grid
+    assert sorted(p.relative_to(out).as_posix() for p in out.glob("*/seed*/summary.json")) == [
+        "lago-tiny-random/seed1/summary.json", "lago-tiny-random/seed2/summary.json",
+        "ppo/seed1/summary.json", "ppo/seed2/summary.json", "prior-alone-tiny-random/seed1/summary.json",
+    ]
+    lago = json.loads((out / "lago-tiny-random" / "seed2" / "summary.json").read_text())
+    assert lago["seed"] == 2 and lago["args"]["num_envs"] == 4 and lago["global_step"] == 2048
+    before = (out / "ppo" / "seed1" / "summary.json").stat().st_mtime_ns
+    grid.main(args)  # resumed: everything is finished, nothing runs again
+    assert "5 runs, 5 finished, 0 to go" in capsys.readouterr().out
+    assert (out / "ppo" / "seed1" / "summary.json").stat().st_mtime_ns == before
+
+
+def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path, capsys):
+    grid.main(grid.Args(seeds="1,2,3,4,5", out=str(tmp_path), dry_run=True))
+    printed = capsys.readouterr().out
+    assert "11 runs, 0 finished, 11 to go, about" in printed and "CPU hours" in printed
+    assert "lago_clevr_discrete.py" in printed and not list(tmp_path.iterdir())
+
+
+def test_unknown_method_is_one_clear_error(tmp_path):
+    with pytest.raises(SystemExit, match="unknown method 'sac'"):
+        grid.main(grid.Args(methods="ppo,sac", out=str(tmp_path), dry_run=True))
+
+
+def test_report_aggregates_the_runs(small_grid, tmp_path):
+    _, out = small_grid
+    report.main(report.Args(runs=out, results=tmp_path, bootstrap_reps=200))
+    assert {p.name for p in tmp_path.iterdir()} == {"runs.csv", "curves.csv", "aggregate.csv", "settings.json", "curves.png"}
+    runs = list(csv.DictReader(open(tmp_path / "runs.csv")))
+    aggregate = {(r["method"], r["split"]): r for r in csv.DictReader(open(tmp_path / "aggregate.csv"))}
+    for method in ("ppo", "lago-tiny-random"):
+        for split in ("train", "test"):
+            finals = [float(r["success_rate"]) for r in runs if r["method"] == method and r["split"] == split]
+            row = aggregate[(method, split)]
+            assert int(row["seeds"]) == 2 and float(row["mean"]) == pytest.approx(sum(finals) / 2, abs=1e-4)
+            assert float(row["mean_low"]) <= float(row["mean"]) <= float(row["mean_high"])
+    assert int(aggregate[("prior-alone-tiny-random", "train")]["seeds"]) == 1
+    curves = list(csv.DictReader(open(tmp_path / "curves.csv")))
+    assert {int(r["global_step"]) for r in curves} == {1024, 2048}
