@@ -12,7 +12,9 @@ Methods:
 - `prior-alone-<prior>`: evaluate_prior.py, the prior's greedy action, on the same evaluation
   episodes as the final evaluation of the RL runs (one run: the prior does not depend on the RL seed).
 
-Each run writes runs/grid/clevr/<method>/seed<k>/summary.json; a run whose summary.json exists is
+`--label` names a variant of `--lago-args` (runs/grid/clevr/lago-<prior>+<label>/), so that several
+guidance settings sit side by side in one report. Each run writes
+runs/grid/clevr/<method>/seed<k>/summary.json; a run whose summary.json exists is
 skipped, so an interrupted grid is resumed by running the same command again, and several
 invocations (e.g. one per method) can fill the grid. Output of each run goes to its log.txt.
 """
@@ -47,6 +49,8 @@ class Args:
     """env steps between evaluations (learning curves)"""
     lago_args: str = ""
     """more flags for every lago run, e.g. "--guidance-coef 0.05 --prior-fraction 0.1\""""
+    label: str = ""
+    """a name for this --lago-args variant: the lago runs go to lago-<prior>+<label>, beside other variants"""
     out: str = "runs/grid/clevr"
     """where the runs go"""
     priors: str = "checkpoints"
@@ -102,8 +106,9 @@ def plan(args: Args) -> list[Run]:
                 fraction = float(lago_argv[lago_argv.index("--prior-fraction") + 1])
             states_per_second = PRIOR_STATES_PER_SECOND.get(prior.removesuffix("-random"), 60)
             prior_seconds = 0.6 * fraction * args.total_timesteps / states_per_second
+            name = f"{method}+{args.label}" if args.label else method
             for seed in seeds:
-                runs.append(Run(method, seed, out / method / f"seed{seed}",
+                runs.append(Run(name, seed, out / name / f"seed{seed}",
                                 ["lago_clevr_discrete.py", *common, "--seed", str(seed), "--prior-path", prior_path,
                                  *lago_argv], ppo_seconds + prior_seconds))
         elif method.startswith("prior-alone-"):

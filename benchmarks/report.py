@@ -9,7 +9,8 @@ Writes, in `--results`:
 - aggregate.csv: per method and split, mean and IQM success over seeds with 95% stratified
   bootstrap confidence intervals (rliable);
 - curves.png: success against env steps, mean over seeds with a shaded 95% bootstrap CI; the prior
-  alone as a dashed line.
+  alone as a dashed line;
+- prior-alone-<prior>.json: each prior's record (its fine-tuning config and metrics, its evaluation).
 """
 
 from __future__ import annotations
@@ -136,12 +137,15 @@ def main(args: Args) -> None:
     (args.results / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
     prior_alone = {m: {r["split"]: r["success_rate"] for r in run_rows if r["method"] == m}
                    for m in methods if m.startswith("prior-alone")}
+    for method in prior_alone:  # the prior's own record: fine-tuning time, validation metrics, evaluation
+        record = args.runs / method / "seed1" / "prior_alone.json"
+        (args.results / f"{method}.json").write_text(record.read_text())
     plot_curves([r for r in curve_rows if not r["method"].startswith("prior-alone")], prior_alone,
                 args.results / "curves.png", args.bootstrap_reps)
     for row in aggregate_rows:
         print(f"{row['method']:<28}{row['split']:<6} seeds {row['seeds']}  mean {row['mean']:.3f} "
               f"[{row['mean_low']:.3f}, {row['mean_high']:.3f}]  IQM {row['iqm']:.3f} [{row['iqm_low']:.3f}, {row['iqm_high']:.3f}]")
-    print(f"wrote runs.csv, curves.csv, aggregate.csv, settings.json, curves.png to {args.results}")
+    print(f"wrote runs.csv, curves.csv, aggregate.csv, settings.json, curves.png, prior records to {args.results}")
 
 
 if __name__ == "__main__":

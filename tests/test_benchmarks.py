@@ -50,7 +50,8 @@ def test_unknown_method_is_one_clear_error(tmp_path):
 def test_report_aggregates_the_runs(small_grid, tmp_path):
     _, out = small_grid
     report.main(report.Args(runs=out, results=tmp_path, bootstrap_reps=200))
-    assert {p.name for p in tmp_path.iterdir()} == {"runs.csv", "curves.csv", "aggregate.csv", "settings.json", "curves.png"}
+    assert {p.name for p in tmp_path.iterdir()} == {"runs.csv", "curves.csv", "aggregate.csv", "settings.json", "curves.png",
+                                                  "prior-alone-tiny-random.json"}
     runs = list(csv.DictReader(open(tmp_path / "runs.csv")))
     aggregate = {(r["method"], r["split"]): r for r in csv.DictReader(open(tmp_path / "aggregate.csv"))}
     for method in ("ppo", "lago-tiny-random"):
