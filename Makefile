@@ -3,7 +3,7 @@
 #   make test         install the test dependencies, then run the test suite
 PYTHON ?= python3
 
-.PHONY: install install-dev quickstart test env-results
+.PHONY: install install-dev quickstart test env-results prior-results stage2-results clevr-results
 
 install:
 	$(PYTHON) -m pip install -r requirements.txt
@@ -28,4 +28,33 @@ env-results: install
 	$(PYTHON) collect_demos.py --env clevr --episodes 500 --noise 1 --out results/env/clevr_random
 	$(PYTHON) collect_demos.py --env metaworld --task mt10 --episodes 20 --noise 0 --out results/env/metaworld_expert
 	$(PYTHON) benchmarks/env_speed.py --json results/env/env_speed.json
-	$(PYTHON) benchmarks/env_report.py --update-readme
+	$(PYTHON) benchmarks/readme_tables.py --update-readme
+
+# the stage-1 facts in the README (results/prior/*.json, about 30 minutes on 2 cores)
+prior-results: install
+	mkdir -p results/prior
+	$(PYTHON) collect_demos.py --env clevr
+	$(PYTHON) finetune_prior.py --demos demos/clevr.npz --llm smollm2-135m
+	$(PYTHON) evaluate_prior.py --prior-path checkpoints/prior__clevr__smollm2-135m__1 --json results/prior/clevr_smollm2-135m.json
+	$(PYTHON) collect_demos.py --env metaworld
+	$(PYTHON) finetune_prior.py --demos demos/metaworld.npz --llm smollm2-135m
+	$(PYTHON) evaluate_prior.py --prior-path checkpoints/prior__metaworld__smollm2-135m__1 --episodes 10 --json results/prior/metaworld_smollm2-135m.json
+	$(PYTHON) benchmarks/prior_speed.py --llm smollm2-135m --batch 2048 --json results/prior/prior_speed_smollm2-135m.json
+	$(PYTHON) benchmarks/readme_tables.py --update-readme
+
+# LaGO against PPO, wall time for the same budget (results/stage2/*.json; needs the CLEVR-Robot prior of prior-results)
+stage2-results: install
+	mkdir -p results/stage2
+	$(PYTHON) benchmarks/stage2_speed.py --json results/stage2/speed_fraction1.json
+	$(PYTHON) benchmarks/stage2_speed.py --lago-args="--prior-fraction 0.25" --json results/stage2/speed_fraction0.25.json
+	$(PYTHON) benchmarks/stage2_speed.py --lago-args="--prior-fraction 0.05" --json results/stage2/speed_fraction0.05.json
+	$(PYTHON) benchmarks/readme_tables.py --update-readme
+
+# the first CLEVR-Robot comparison (results/clevr/; resumable, about an hour of CPU; needs the prior of prior-results)
+clevr-results: install
+	$(PYTHON) benchmarks/grid.py --methods ppo,prior-alone-smollm2-135m --seeds 1,2,3
+	$(PYTHON) benchmarks/grid.py --methods lago-smollm2-135m --seeds 1,2,3 --lago-args="--prior-fraction 0.25" --label f0.25
+	$(PYTHON) benchmarks/grid.py --methods lago-smollm2-135m --seeds 1,2,3 --lago-args="--prior-fraction 0.05" --label f0.05
+	$(PYTHON) benchmarks/grid.py --methods lago-smollm2-135m --seeds 1 --lago-args="--prior-fraction 0.25 --guidance-coef 1 --guidance-schedule constant" --label f0.25-coef1-constant
+	$(PYTHON) benchmarks/report.py
+	$(PYTHON) benchmarks/readme_tables.py --update-readme

@@ -1,7 +1,10 @@
 """The README's numbers come from the committed results files."""
 
-from benchmarks.env_report import readme_table, render_table
+import pytest
+
+from benchmarks.readme_tables import TABLES, readme_block
 
 
-def test_readme_env_table_matches_results():
-    assert readme_table() == render_table(), "run: python benchmarks/env_report.py --update-readme"
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_readme_tables_match_results(name):
+    assert readme_block(name) == TABLES[name](), "run: python benchmarks/readme_tables.py --update-readme"

@@ -1,0 +1,186 @@
+"""The README's tables, rendered from the committed results files.
+
+    make env-results                                     # environment facts -> results/env/ (2 minutes)
+    make prior-results                                   # stage-1 facts -> results/prior/ (about an hour)
+    make stage2-results                                  # LaGO vs PPO wall time -> results/stage2/
+    make clevr-results                                   # the CLEVR-Robot comparison -> results/clevr/
+    python benchmarks/readme_tables.py --update-readme   # rewrites every table in README.md
+
+Each table sits in README.md between `<!-- NAME:start -->` and `<!-- NAME:end -->`;
+tests/test_readme.py checks that each matches what this script renders from the committed files.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import tyro
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results"
+README = ROOT / "README.md"
+
+
+@dataclass
+class Args:
+    results: Path = RESULTS
+    """the results folder (env/ and prior/ inside)"""
+    update_readme: bool = False
+    """rewrite the tables in README.md instead of printing them"""
+
+
+def _load(path: Path, make_target: str) -> dict:
+    if not path.is_file():
+        raise SystemExit(f"readme_tables.py: error: {path} is missing; run `make {make_target}` first")
+    return json.loads(path.read_text())
+
+
+def env_table(results: Path = RESULTS) -> str:
+    folder = results / "env"
+    expert = _load(folder / "clevr_expert.json", "env-results")
+    random = _load(folder / "clevr_random.json", "env-results")
+    metaworld = _load(folder / "metaworld_expert.json", "env-results")
+    speed = _load(folder / "env_speed.json", "env-results")
+    steps = speed["steps_per_second"]
+    lines = [
+        "| measurement | value |",
+        "| --- | --- |",
+        f"| CLEVR-Robot scripted expert, success ({expert['episodes']} episodes, train goals, no noise) "
+        f"| {expert['success_rate']:.3f} in {expert['mean_episode_length']:.1f} pushes on average |",
+        f"| CLEVR-Robot uniformly random actions, success within {random['max_episode_steps']} steps "
+        f"({random['episodes']} episodes) | {random['success_rate']:.3f} |",
+        f"| CLEVR-Robot, 1 env, one core | {steps['clevr_robot_1_env']:,.0f} steps/s |",
+        f"| CLEVR-Robot, sync vector of 8 envs, one core | {steps['clevr_robot_sync_vector_8_envs']:,.0f} steps/s |",
+        f"| CLEVR-Robot scripted expert (16-push lookahead), one core | {steps['clevr_robot_scripted_expert']:,.0f} steps/s |",
+    ]
+    lines += [
+        f"| Meta-World `{name.removeprefix('metaworld_').removesuffix('_1_env')}`, 1 env, one core "
+        f"| {value:,.0f} steps/s |"
+        for name, value in steps.items() if name.startswith("metaworld_")
+    ]
+    lines += [
+        "",
+        f"| MT10 task | expert success ({metaworld['per_task'][metaworld['tasks'][0]]['episodes']} episodes, no noise) | mean episode length (ends at success) |",
+        "| --- | --- | --- |",
+    ]
+    for task in metaworld["tasks"]:
+        stats = metaworld["per_task"][task]
+        lines.append(f"| {task} | {stats['success_rate']:.2f} | {stats['mean_episode_length']:.1f} |")
+    lines.append(f"| mean | {metaworld['success_rate']:.3f} | |")
+    return "\n".join(lines)
+
+
+def prior_table(results: Path = RESULTS) -> str:
+    folder = results / "prior"
+    clevr = _load(folder / "clevr_smollm2-135m.json", "prior-results")
+    metaworld = _load(folder / "metaworld_smollm2-135m.json", "prior-results")
+    speed = _load(folder / "prior_speed_smollm2-135m.json", "prior-results")
+    c, m = clevr["prior"], metaworld["prior"]
+    lines = [
+        "| benchmark (LLM) | demonstrations (train / val transitions) | validation | fine-tuning, 2 CPU cores | prior alone, greedy |",
+        "| --- | --- | --- | --- | --- |",
+        f"| CLEVR-Robot (`{c['llm']}`) | {c['train_transitions']} / {c['val_transitions']} "
+        f"| accuracy {c['val_metrics']['accuracy']:.3f} (majority class {c['val_majority_accuracy']:.3f}), NLL {c['val_metrics']['nll']:.3f} "
+        f"| {c['train_seconds'] / 60:.1f} min | train goals {clevr['results']['clevr/train']['success_rate']:.2f}, "
+        f"held-out test goals {clevr['results']['clevr/test']['success_rate']:.2f} "
+        f"({clevr['results']['clevr/train']['episodes']} episodes each) |",
+        f"| Meta-World MT10 (`{m['llm']}`) | {m['train_transitions']} / {m['val_transitions']} "
+        f"| MSE {m['val_metrics']['mse']:.4f}, NLL {m['val_metrics']['nll']:.3f} | {m['train_seconds'] / 60:.1f} min "
+        f"| mean over tasks {sum(r['success_rate'] for r in metaworld['results'].values()) / len(metaworld['results']):.2f} (below) |",
+        "",
+        "| MT10 task | prior alone, success | episodes |",
+        "| --- | --- | --- |",
+    ]
+    for name, result in metaworld["results"].items():
+        lines.append(f"| {name.removeprefix('metaworld/')} | {result['success_rate']:.2f} | {result['episodes']} |")
+    lines += [
+        "",
+        f"Batched inference, `{speed['llm']}`, batch {speed['batch']} with {speed['distinct_texts']} distinct texts, "
+        f"{speed['threads']} threads of a {speed['cpu']} CPU, LLM in {speed['dtype'].removeprefix('torch.')}: "
+        f"**{speed['cached_states_per_second']:,.0f} states/s** with the cached task prefix "
+        f"({speed['cached_first_call_states_per_second']:,.0f} on the first call, prefixes included), "
+        f"{speed['uncached_states_per_second']:,.0f} states/s without "
+        f"({speed['cached_states_per_second'] / speed['uncached_states_per_second']:.1f}x).",
+    ]
+    return "\n".join(lines)
+
+
+def stage2_speed_table(results: Path = RESULTS) -> str:
+    runs = [json.loads(path.read_text()) for path in sorted((results / "stage2").glob("speed_*.json"))]
+    if not runs:
+        raise SystemExit(f"readme_tables.py: error: no {results / 'stage2'}/speed_*.json; run `make stage2-results` first")
+    runs.sort(key=lambda run: -run["lago_settings"]["prior_fraction"])
+    lines = [
+        f"| LaGO setting ({runs[0]['llm']}) | PPO | LaGO | of which prior inference | LaGO / PPO |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for run in runs:
+        s = run["lago_settings"]
+        lines.append(
+            f"| `--prior-fraction {s['prior_fraction']:g}`, {s['guidance_schedule']} to 0 at {s['guidance_decay_end']:g} "
+            f"| {run['ppo_seconds']:.0f} s | {run['lago_seconds']:.0f} s | {run['lago_prior_seconds']:.0f} s | **{run['ratio']:.2f}x** |"
+        )
+    return "\n".join(lines) + (f"\n\n{runs[0]['total_timesteps']:,} env steps each, seed {runs[0]['seed']}, "
+                               f"{runs[0]['threads'] or 'default'} threads, {runs[0]['cpu']}.")
+
+
+def clevr_table(results: Path = RESULTS) -> str:
+    import csv
+
+    path = results / "clevr" / "aggregate.csv"
+    if not path.is_file():
+        raise SystemExit(f"readme_tables.py: error: {path} is missing; run `make clevr-results` first")
+    rows = {(r["method"], r["split"]): r for r in csv.DictReader(open(path))}
+    settings = json.loads((results / "clevr" / "settings.json").read_text())
+    lines = [
+        "| method | seeds | train goals: mean success [95% CI] | IQM | held-out test goals: mean success [95% CI] | IQM |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for method in sorted({m for m, _ in rows}, key=lambda m: (m.startswith("prior-alone"), m)):
+        cells = [f"`{method}`", rows[(method, "train")]["seeds"]]
+        for split in ("train", "test"):
+            r = rows[(method, split)]
+            cells += [f"{float(r['mean']):.3f} [{float(r['mean_low']):.3f}, {float(r['mean_high']):.3f}]",
+                      f"{float(r['iqm']):.3f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    for method, values in sorted(settings.items()):
+        lines.append(f"- `{method}`: " + ", ".join(f"{k} {v}" for k, v in values.items()))
+    for path in sorted((results / "clevr").glob("prior-alone-*.json")):
+        prior = json.loads(path.read_text())["prior"]
+        metrics = prior["val_metrics"]
+        lines.append(
+            f"- the `{prior['llm']}` prior ({prior['llm_init']} weights): fine-tuned in {prior['train_seconds'] / 60:.0f} min "
+            f"with precision `{prior['args']['precision']}`, validation accuracy {metrics['accuracy']:.3f} "
+            f"(majority class {prior['val_majority_accuracy']:.3f}), NLL {metrics['nll']:.3f}"
+        )
+    return "\n".join(lines)
+
+
+TABLES = {"env-table": env_table, "prior-table": prior_table, "stage2-speed-table": stage2_speed_table,
+          "clevr-table": clevr_table}
+
+
+def readme_block(name: str, readme: Path = README) -> str:
+    text = readme.read_text()
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    return text[text.index(start) + len(start) : text.index(end)].strip()
+
+
+def main(args: Args) -> None:
+    tables = {name: render(args.results) for name, render in TABLES.items()}
+    if not args.update_readme:
+        print("\n\n".join(tables.values()))
+        return
+    text = README.read_text()
+    for name, table in tables.items():
+        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+        text = text[: text.index(start) + len(start)] + "\n" + table + "\n" + text[text.index(end) :]
+    README.write_text(text)
+    print(f"updated {', '.join(tables)} in {README}")
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))
