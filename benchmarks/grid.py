@@ -48,7 +48,7 @@ class Args:
     eval_interval: int = 25_000
     """env steps between evaluations (learning curves)"""
     lago_args: str = ""
-    """more flags for every lago run, e.g. "--guidance-coef 0.05 --prior-fraction 0.1\""""
+    """more flags for every lago run, given with `=`: --lago-args="--guidance-coef 0.05 --prior-fraction 0.1\""""
     label: str = ""
     """a name for this --lago-args variant: the lago runs go to lago-<prior>+<label>, beside other variants"""
     out: str = "runs/grid/clevr"
@@ -65,6 +65,10 @@ class Args:
 PPO_STEPS_PER_SECOND = 1500
 PRIOR_STATES_PER_SECOND = {"smollm2-135m": 60, "gemma3-270m": 25}
 EVAL_SEED = 1_000_000  # = ppo_baseline.EVAL_SEED: the prior alone plays the same evaluation episodes
+
+
+def prior_states_per_second(prior: str) -> float:
+    return PRIOR_STATES_PER_SECOND.get(prior.removesuffix("-random"), 60)
 
 
 @dataclass
@@ -104,8 +108,7 @@ def plan(args: Args) -> list[Run]:
             lago_argv = shlex.split(args.lago_args)
             if "--prior-fraction" in lago_argv:
                 fraction = float(lago_argv[lago_argv.index("--prior-fraction") + 1])
-            states_per_second = PRIOR_STATES_PER_SECOND.get(prior.removesuffix("-random"), 60)
-            prior_seconds = 0.6 * fraction * args.total_timesteps / states_per_second
+            prior_seconds = 0.6 * fraction * args.total_timesteps / prior_states_per_second(prior)
             name = f"{method}+{args.label}" if args.label else method
             for seed in seeds:
                 runs.append(Run(name, seed, out / name / f"seed{seed}",
@@ -118,7 +121,7 @@ def plan(args: Args) -> list[Run]:
                             ["evaluate_prior.py", "--prior-path", str(priors / f"prior__clevr__{prior}__1"),
                              "--episodes", str(args.eval_episodes), "--max-episode-steps", "10",
                              "--seed", str(EVAL_SEED), "--json", str(directory / "prior_alone.json")],
-                            2 * args.eval_episodes * 10 / PRIOR_STATES_PER_SECOND.get(prior.removesuffix("-random"), 60)))
+                            2 * args.eval_episodes * 10 / prior_states_per_second(prior)))
         else:
             raise SystemExit(f"grid.py: error: unknown method {method!r}; expected ppo, lago-<prior> or prior-alone-<prior>")
     return runs

@@ -1,7 +1,7 @@
 """Wall time of LaGO against PPO for the same budget: what the prior's guidance costs.
 
     python benchmarks/stage2_speed.py --prior-path checkpoints/prior__clevr__smollm2-135m__1
-    python benchmarks/stage2_speed.py --total-timesteps 51200 --lago-args "--prior-fraction 0.1"
+    python benchmarks/stage2_speed.py --total-timesteps 51200 --lago-args="--prior-fraction 0.1"
 
 Runs `ppo_baseline.py` and `lago_clevr_discrete.py` one after the other on CLEVR-Robot with the
 same seed and budget, each in its own process, and reports their wall times (from their
@@ -40,7 +40,7 @@ class Args:
     eval_episodes: int = 50
     """evaluation episodes per goal split (the same for both runs)"""
     lago_args: str = ""
-    """more flags for lago_clevr_discrete.py, e.g. "--guidance-schedule constant --prior-fraction 0.1\""""
+    """more flags for lago_clevr_discrete.py, given with `=`: --lago-args="--prior-fraction 0.1\""""
     threads: Optional[int] = None
     """OMP_NUM_THREADS of both runs (default: torch's own choice)"""
     json: Optional[str] = None
