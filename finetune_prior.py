@@ -380,14 +380,45 @@ class FrozenPrior:
         self.model, self.config, self.device, self.max_batch = model, config, device, max_batch
         self.discrete = model.discrete
         self._prefix_cache: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        self._bank: list[tuple[torch.Tensor, torch.Tensor]] = []  # every cached prefix, left-padded, stacked
+        self._bank_index: dict[str, int] = {}
+        self._bank_lengths = torch.zeros(0, dtype=torch.long)
+
+    def _compute_prefixes(self, texts: Sequence[str]) -> None:
+        """Keys and values of every layer for the prompts of `texts`, in one right-padded forward.
+
+        Causal attention never lets a prompt token see the padding after it, so each prompt's
+        keys and values are those of a forward on the prompt alone.
+        """
+        llm = self.model.llm
+        prompts = [self.model.prompt_ids(text) for text in texts]
+        ids = torch.zeros(len(prompts), max(len(p) for p in prompts), dtype=torch.long, device=self.device)
+        for row, prompt in enumerate(prompts):
+            ids[row, : len(prompt)] = torch.tensor(prompt, device=self.device)
+        out = llm(inputs_embeds=llm.get_input_embeddings()(ids), use_cache=True)
+        for row, (text, prompt) in enumerate(zip(texts, prompts)):
+            self._prefix_cache[text] = [(layer.keys[row : row + 1, :, : len(prompt)].clone(),
+                                         layer.values[row : row + 1, :, : len(prompt)].clone()) for layer in out.cache.layers]
+        # the bank: all prefixes left-padded to the longest and stacked, so that a mixed batch only gathers rows
+        order = list(self._prefix_cache)
+        self._bank_index = {text: i for i, text in enumerate(order)}
+        self._bank_lengths = torch.tensor([self._prefix_cache[t][0][0].shape[2] for t in order], device=self.device)
+        longest, self._bank = int(self._bank_lengths.max()), []
+        for layer_index in range(len(out.cache.layers)):
+            padded = []
+            for tensor_index in (0, 1):  # keys, values
+                first = self._prefix_cache[order[0]][layer_index][tensor_index]
+                stacked = first.new_zeros(len(order), first.shape[1], longest, first.shape[3])
+                for i, text in enumerate(order):
+                    tensor = self._prefix_cache[text][layer_index][tensor_index]
+                    stacked[i, :, longest - tensor.shape[2]:] = tensor[0]
+                padded.append(stacked)
+            self._bank.append(tuple(padded))
 
     def _prefix(self, text: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Keys and values of every layer for the prompt of `text` (computed once per text)."""
         if text not in self._prefix_cache:
-            llm = self.model.llm
-            ids = torch.tensor([self.model.prompt_ids(text)], device=self.device)
-            out = llm(inputs_embeds=llm.get_input_embeddings()(ids), use_cache=True)
-            self._prefix_cache[text] = [(layer.keys, layer.values) for layer in out.cache.layers]
+            self._compute_prefixes([text])
         return self._prefix_cache[text]
 
     def _cached_hidden(self, obs: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
@@ -400,29 +431,22 @@ class FrozenPrior:
 
         llm = self.model.llm
         distinct = list(dict.fromkeys(texts))
-        prefixes = [self._prefix(text) for text in distinct]
+        missing = [text for text in distinct if text not in self._prefix_cache]
+        if missing:
+            self._compute_prefixes(missing)
         batch, k = len(obs), self.model.state_tokens
         cache = DynamicCache(config=llm.config)
         if len(distinct) == 1:
-            for layer, (keys, values) in zip(cache.layers, prefixes[0]):
+            for layer, (keys, values) in zip(cache.layers, self._prefix_cache[distinct[0]]):
                 layer.update(keys.expand(batch, -1, -1, -1), values.expand(batch, -1, -1, -1))
             out = llm(inputs_embeds=self.model.state_embeddings(obs), cache=cache, use_cache=True)
             return out.last_hidden_state[:, -1].float()
-        index = {text: i for i, text in enumerate(distinct)}
-        which = torch.tensor([index[text] for text in texts], device=self.device)
-        lengths = torch.tensor([prefix[0][0].shape[2] for prefix in prefixes], device=self.device)
-        longest = int(lengths.max())
-        for layer_index, layer in enumerate(cache.layers):
-            padded = []
-            for tensor_index in (0, 1):  # keys, values
-                first = prefixes[0][layer_index][tensor_index]
-                stacked = first.new_zeros(len(distinct), first.shape[1], longest, first.shape[3])
-                for i, prefix in enumerate(prefixes):
-                    tensor = prefix[layer_index][tensor_index]
-                    stacked[i, :, longest - tensor.shape[2]:] = tensor[0]
-                padded.append(stacked[which])
-            layer.update(*padded)
-        row_lengths = lengths[which]
+        which = torch.tensor([self._bank_index[text] for text in texts], device=self.device)
+        row_lengths = self._bank_lengths[which]
+        longest = int(row_lengths.max())
+        start = self._bank[0][0].shape[2] - longest  # drop the bank's padding columns no row here needs
+        for layer, (keys, values) in zip(cache.layers, self._bank):
+            layer.update(keys[which, :, start:], values[which, :, start:])
         mask = torch.ones(batch, longest + k, dtype=torch.long, device=self.device)
         mask[:, :longest] = torch.arange(longest, device=self.device) >= (longest - row_lengths)[:, None]
         positions = row_lengths[:, None] + torch.arange(k, device=self.device)

@@ -312,6 +312,7 @@ if __name__ == "__main__":
     next_obs = torch.Tensor(next_obs).to(device)
     next_done = torch.zeros(args.num_envs).to(device)
     evaluations: list[dict] = []
+    eval_seconds = 0.0
 
     for iteration in range(1, args.num_iterations + 1):
         # Annealing the rate if instructed to do so.
@@ -477,13 +478,15 @@ if __name__ == "__main__":
 
         if global_step // args.eval_interval > (global_step - args.batch_size) // args.eval_interval or iteration == args.num_iterations:
             print(f"SPS: {sps}, guidance_coef {beta:.4f}, prior {prior_seconds_total:.0f}s so far", flush=True)
+            eval_start = time.time()
             final = run_evaluations(agent, args, device, writer, global_step, evaluations)
+            eval_seconds += time.time() - eval_start
 
     wall_seconds = time.time() - start_time
     summary = {
         "env_id": args.env_id, "method": args.exp_name, "seed": args.seed, "global_step": global_step,
         "wall_seconds": round(wall_seconds, 1), "sps": round(global_step / wall_seconds, 1),
-        "prior_seconds": round(prior_seconds_total, 1), "llm": args.llm,
+        "eval_seconds": round(eval_seconds, 1), "prior_seconds": round(prior_seconds_total, 1), "llm": args.llm,
         "final_eval": final, "evaluations": evaluations, "args": asdict(args),
     }
     with open(os.path.join(run_dir, "summary.json.tmp"), "w") as f:

@@ -54,8 +54,8 @@ class Args:
     # Algorithm specific arguments
     env_id: str = CLEVR_ENV_ID
     """`CLEVRRobot-v0` (Discrete actions) or an MT10 task such as `reach-v3` (Box actions)"""
-    total_timesteps: int = 200_000
-    """total timesteps of the experiments"""
+    total_timesteps: Optional[int] = None
+    """total timesteps of the experiments (default 200000 Discrete, 1000000 Box)"""
     learning_rate: Optional[float] = None
     """the learning rate of the optimizer (default 2.5e-4 Discrete, 3e-4 Box)"""
     num_envs: Optional[int] = None
@@ -108,10 +108,10 @@ class Args:
 
 # CleanRL's defaults of ppo.py (Discrete) and ppo_continuous_action.py (Box), for fields left unset
 DEFAULTS = {
-    "discrete": dict(learning_rate=2.5e-4, num_envs=8, num_steps=128, num_minibatches=4, update_epochs=4,
-                     ent_coef=0.01, hidden_size=128, max_episode_steps=10),
-    "continuous": dict(learning_rate=3e-4, num_envs=1, num_steps=2048, num_minibatches=32, update_epochs=10,
-                       ent_coef=0.0, hidden_size=64, max_episode_steps=500),
+    "discrete": dict(total_timesteps=200_000, learning_rate=2.5e-4, num_envs=8, num_steps=128, num_minibatches=4,
+                     update_epochs=4, ent_coef=0.01, hidden_size=128, max_episode_steps=10),
+    "continuous": dict(total_timesteps=1_000_000, learning_rate=3e-4, num_envs=1, num_steps=2048, num_minibatches=32,
+                       update_epochs=10, ent_coef=0.0, hidden_size=64, max_episode_steps=500),
 }
 EVAL_SEED = 1_000_000  # evaluation episodes are seeded apart from training
 
@@ -244,7 +244,7 @@ class GaussianAgent(nn.Module):
 @torch.no_grad()
 def evaluate(agent: nn.Module, args: Args, goal_split: str, device: torch.device) -> dict[str, float]:
     """Greedy (argmax / mean) policy on `args.eval_episodes` fixed-seed episodes; success and return."""
-    env = make_env(args.env_id, args.seed, args.max_episode_steps, goal_split)()
+    env = make_env(args.env_id, EVAL_SEED, args.max_episode_steps, goal_split)()  # Meta-World: the same goals for every run
     successes, returns = [], []
     for episode in range(args.eval_episodes):
         obs, _ = env.reset(seed=EVAL_SEED + episode)
@@ -324,6 +324,7 @@ if __name__ == "__main__":
     next_obs = torch.Tensor(next_obs).to(device)
     next_done = torch.zeros(args.num_envs).to(device)
     evaluations: list[dict] = []
+    eval_seconds = 0.0
 
     for iteration in range(1, args.num_iterations + 1):
         # Annealing the rate if instructed to do so.
@@ -456,12 +457,15 @@ if __name__ == "__main__":
 
         if global_step // args.eval_interval > (global_step - args.batch_size) // args.eval_interval or iteration == args.num_iterations:
             print(f"SPS: {sps}", flush=True)
+            eval_start = time.time()
             final = run_evaluations(agent, args, device, writer, global_step, evaluations)
+            eval_seconds += time.time() - eval_start
 
     wall_seconds = time.time() - start_time
     summary = {
         "env_id": args.env_id, "method": args.exp_name, "seed": args.seed, "global_step": global_step,
         "wall_seconds": round(wall_seconds, 1), "sps": round(global_step / wall_seconds, 1),
+        "eval_seconds": round(eval_seconds, 1),
         "final_eval": final, "evaluations": evaluations, "args": asdict(args),
     }
     with open(os.path.join(run_dir, "summary.json.tmp"), "w") as f:

@@ -69,7 +69,7 @@ def make_metaworld_env(
     Two envs made with the same seed and reset with the same seed start identically.
     """
     check_task(task)
-    return gym.make(
+    env = gym.make(
         "Meta-World/MT1",
         env_name=task,
         seed=seed,
@@ -78,6 +78,20 @@ def make_metaworld_env(
         terminate_on_success=terminate_on_success,
         disable_env_checker=True,  # Meta-World's observation bounds are looser than declared
     )
+    return DropInnerEpisodeStatistics(env)
+
+
+class DropInnerEpisodeStatistics(gym.Wrapper):
+    """Remove the `episode` statistics that Meta-World's own wrappers add at its 500-step limit.
+
+    They cover only episodes that end there, and they clash with a caller's
+    `gym.wrappers.RecordEpisodeStatistics`, which records every episode, shorter ones too.
+    """
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        info.pop("episode", None)
+        return obs, reward, terminated, truncated, info
 
 
 class MetaWorldExpert:

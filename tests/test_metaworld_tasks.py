@@ -1,5 +1,6 @@
 """Meta-World glue on the real metaworld package: task list, prompts, factory, experts."""
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -59,3 +60,14 @@ def test_unknown_task_is_one_clear_error():
         check_task("reach-v2")
     with pytest.raises(ValueError, match="unknown Meta-World task"):
         make_metaworld_env("assembly", seed=0)
+
+
+def test_a_full_500_step_episode_is_recorded_once():
+    # Meta-World's own statistics at its 500-step limit would clash with the caller's wrapper
+    env = gym.wrappers.RecordEpisodeStatistics(make_metaworld_env("reach-v3", seed=0))
+    env.reset(seed=0)
+    for step in range(1, 501):
+        _, _, terminated, truncated, info = env.step(np.zeros(4, dtype=np.float32))
+        if terminated or truncated:
+            break
+    assert step == 500 and truncated and info["episode"]["l"] == 500
