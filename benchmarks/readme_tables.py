@@ -4,6 +4,7 @@
     make prior-results                                   # stage-1 facts -> results/prior/ (about an hour)
     make stage2-results                                  # LaGO vs PPO wall time -> results/stage2/
     make clevr-results                                   # the CLEVR-Robot comparison -> results/clevr/
+    make metaworld-results                               # the Meta-World comparison -> results/metaworld/
     python benchmarks/readme_tables.py --update-readme   # rewrites every table in README.md
 
 Each table sits in README.md between `<!-- NAME:start -->` and `<!-- NAME:end -->`;
@@ -111,19 +112,37 @@ def stage2_speed_table(results: Path = RESULTS) -> str:
     runs = [json.loads(path.read_text()) for path in sorted((results / "stage2").glob("speed_*.json"))]
     if not runs:
         raise SystemExit(f"readme_tables.py: error: no {results / 'stage2'}/speed_*.json; run `make stage2-results` first")
-    runs.sort(key=lambda run: -run["lago_settings"]["prior_fraction"])
+    runs.sort(key=lambda run: (run.get("env", "clevr"), -run["lago_settings"]["prior_fraction"]))
     lines = [
-        f"| LaGO setting ({runs[0]['llm']}) | PPO | LaGO | of which prior inference | LaGO / PPO |",
-        "| --- | --- | --- | --- | --- |",
+        f"| benchmark | LaGO setting ({runs[0]['llm']}) | env steps | rounds | PPO | LaGO | of which prior inference | LaGO / PPO |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for run in runs:
         s = run["lago_settings"]
+        bench = "CLEVR-Robot" if run.get("env", "clevr") == "clevr" else f"Meta-World `{run['task']}`"
         lines.append(
-            f"| `--prior-fraction {s['prior_fraction']:g}`, {s['guidance_schedule']} to 0 at {s['guidance_decay_end']:g} "
-            f"| {run['ppo_seconds']:.0f} s | {run['lago_seconds']:.0f} s | {run['lago_prior_seconds']:.0f} s | **{run['ratio']:.2f}x** |"
+            f"| {bench} | `--prior-fraction {s['prior_fraction']:g}`, {s['guidance_schedule']} to 0 at {s['guidance_decay_end']:g} "
+            f"| {run['total_timesteps']:,} | {run.get('repeats', 1)} | {run['ppo_seconds']:.0f} s | {run['lago_seconds']:.0f} s "
+            f"| {run['lago_prior_seconds']:.0f} s | **{run['ratio']:.2f}x** |"
         )
-    return "\n".join(lines) + (f"\n\n{runs[0]['total_timesteps']:,} env steps each, seed {runs[0]['seed']}, "
-                               f"{runs[0]['threads'] or 'default'} threads, {runs[0]['cpu']}.")
+    return "\n".join(lines) + (f"\n\nMedian wall times over the alternating (PPO, LaGO) rounds, seed {runs[0]['seed']}, "
+                               f"{runs[0]['threads'] or 'default'} threads, {runs[0]['cpu']}; each run includes one final evaluation.")
+
+
+def run_notes(settings: dict, folder: Path) -> list[str]:
+    """Under a comparison table: each method's settings, then each prior's fine-tuning record."""
+    lines = [f"- `{method}`: " + ", ".join(f"{k} {v}" for k, v in values.items()) for method, values in sorted(settings.items())]
+    for path in sorted(folder.glob("prior-alone-*.json")):
+        prior = json.loads(path.read_text())["prior"]
+        metrics = prior["val_metrics"]
+        fit = (f"validation accuracy {metrics['accuracy']:.3f} (majority class {prior['val_majority_accuracy']:.3f})"
+               if "accuracy" in metrics else f"validation MSE {metrics['mse']:.3f}")
+        tasks = f", demonstrations of {len(prior['tasks'])} tasks" if prior.get("tasks") else ""
+        lines.append(
+            f"- the `{prior['llm']}` prior ({prior['llm_init']} weights{tasks}): fine-tuned in "
+            f"{prior['train_seconds'] / 60:.0f} min with precision `{prior['args']['precision']}`, {fit}, NLL {metrics['nll']:.3f}"
+        )
+    return lines
 
 
 def clevr_table(results: Path = RESULTS) -> str:
@@ -145,22 +164,40 @@ def clevr_table(results: Path = RESULTS) -> str:
             cells += [f"{float(r['mean']):.3f} [{float(r['mean_low']):.3f}, {float(r['mean_high']):.3f}]",
                       f"{float(r['iqm']):.3f}"]
         lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
-    for method, values in sorted(settings.items()):
-        lines.append(f"- `{method}`: " + ", ".join(f"{k} {v}" for k, v in values.items()))
-    for path in sorted((results / "clevr").glob("prior-alone-*.json")):
-        prior = json.loads(path.read_text())["prior"]
-        metrics = prior["val_metrics"]
-        lines.append(
-            f"- the `{prior['llm']}` prior ({prior['llm_init']} weights): fine-tuned in {prior['train_seconds'] / 60:.0f} min "
-            f"with precision `{prior['args']['precision']}`, validation accuracy {metrics['accuracy']:.3f} "
-            f"(majority class {prior['val_majority_accuracy']:.3f}), NLL {metrics['nll']:.3f}"
-        )
-    return "\n".join(lines)
+    return "\n".join(lines + [""] + run_notes(settings, results / "clevr"))
+
+
+def metaworld_table(results: Path = RESULTS) -> str:
+    import csv
+
+    folder = results / "metaworld"
+    if not (folder / "aggregate.csv").is_file():
+        raise SystemExit(f"readme_tables.py: error: {folder / 'aggregate.csv'} is missing; run `make metaworld-results` first")
+    aggregate = list(csv.DictReader(open(folder / "aggregate.csv")))
+    per_task = list(csv.DictReader(open(folder / "per_task.csv")))
+    settings = json.loads((folder / "settings.json").read_text())
+    order = sorted({r["method"] for r in per_task}, key=lambda m: (m.startswith("prior-alone"), m))
+    tasks = sorted({r["task"] for r in per_task})
+    cell = {(r["method"], r["task"]): r for r in per_task}
+    lines = [
+        "| method | tasks x seeds | mean success [95% CI] | IQM [95% CI] | " + " | ".join(f"`{t}`" for t in tasks) + " |",
+        "| --- | --- | --- | --- | " + " | ".join("---" for _ in tasks) + " |",
+    ]
+    rows = {r["method"]: r for r in aggregate}
+    for method in order:
+        r = rows.get(method)
+        cells = [f"`{method}`"]
+        cells += ([f"{r['tasks']} x {r['seeds']}", f"{float(r['mean']):.3f} [{float(r['mean_low']):.3f}, {float(r['mean_high']):.3f}]",
+                   f"{float(r['iqm']):.3f} [{float(r['iqm_low']):.3f}, {float(r['iqm_high']):.3f}]"] if r else ["incomplete", "", ""])
+        for task in tasks:
+            c = cell.get((method, task))
+            cells.append(f"{float(c['mean']):.2f} [{float(c['mean_low']):.2f}, {float(c['mean_high']):.2f}]" if c else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines + [""] + run_notes(settings, folder))
 
 
 TABLES = {"env-table": env_table, "prior-table": prior_table, "stage2-speed-table": stage2_speed_table,
-          "clevr-table": clevr_table}
+          "clevr-table": clevr_table, "metaworld-table": metaworld_table}
 
 
 def readme_block(name: str, readme: Path = README) -> str:

@@ -1,12 +1,14 @@
 """Wall time of LaGO against PPO for the same budget: what the prior's guidance costs.
 
-    python benchmarks/stage2_speed.py --prior-path checkpoints/prior__clevr__smollm2-135m__1
-    python benchmarks/stage2_speed.py --total-timesteps 51200 --lago-args="--prior-fraction 0.1"
+    python benchmarks/stage2_speed.py --env clevr --lago-args="--prior-fraction 0.05"
+    python benchmarks/stage2_speed.py --env metaworld --task drawer-close-v3 --repeats 3
 
-Runs `ppo_baseline.py` and `lago_clevr_discrete.py` one after the other on CLEVR-Robot with the
-same seed and budget, each in its own process, and reports their wall times (from their
-summary.json), the ratio, and how LaGO's time splits into prior inference and the rest. Pass
-`--threads` to pin the number of CPU threads of both runs.
+Runs `ppo_baseline.py` and the LaGO script of the benchmark (`lago_clevr_discrete.py` or
+`lago_metaworld_continuous.py`) with the same seed and budget, each in its own process and
+alternating for `--repeats` rounds, and reports their median wall times (from their
+summary.json), the ratio, and how LaGO's time splits into prior inference, evaluation and the
+rest. Both runs evaluate once, at the end, on the same episodes. Pass `--threads` to pin the
+number of CPU threads of both runs.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import tyro
 
@@ -27,20 +30,30 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import cpu_name, write_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+SETUPS = {  # the LaGO script, the default prior, the default budget (whole rollouts of the default sizes)
+    "clevr": ("lago_clevr_discrete.py", "checkpoints/prior__clevr__smollm2-135m__1", 51_200),
+    "metaworld": ("lago_metaworld_continuous.py", "checkpoints/prior__metaworld__smollm2-135m__1", 40_960),
+}
 
 
 @dataclass
 class Args:
-    prior_path: str = "checkpoints/prior__clevr__smollm2-135m__1"
-    """the stage-1 CLEVR-Robot checkpoint LaGO is guided by"""
-    total_timesteps: int = 51_200
-    """env steps of each run"""
+    env: Literal["clevr", "metaworld"] = "clevr"
+    """the benchmark: CLEVR-Robot (discrete) or one Meta-World task (continuous)"""
+    task: str = "drawer-close-v3"
+    """the MT10 task (metaworld only)"""
+    prior_path: Optional[str] = None
+    """the stage-1 checkpoint LaGO is guided by; default checkpoints/prior__<env>__smollm2-135m__1"""
+    total_timesteps: Optional[int] = None
+    """env steps of each run (default 51200 on CLEVR-Robot, 40960 on Meta-World)"""
     seed: int = 1
     """seed of both runs"""
     eval_episodes: int = 50
-    """evaluation episodes per goal split (the same for both runs)"""
+    """evaluation episodes (per goal split on CLEVR-Robot; the same for both runs)"""
+    repeats: int = 1
+    """rounds of (PPO, LaGO); the medians are reported"""
     lago_args: str = ""
-    """more flags for lago_clevr_discrete.py, given with `=`: --lago-args="--prior-fraction 0.1\""""
+    """more flags for the LaGO script, given with `=`: --lago-args="--prior-fraction 0.1\""""
     threads: Optional[int] = None
     """OMP_NUM_THREADS of both runs (default: torch's own choice)"""
     json: Optional[str] = None
@@ -59,26 +72,48 @@ def timed_run(script: str, run_dir: Path, argv: list[str], threads: Optional[int
 
 
 def main(args: Args) -> dict:
-    if args.total_timesteps <= 0 or args.eval_episodes <= 0:
-        raise SystemExit("stage2_speed.py: error: --total-timesteps and --eval-episodes must be positive")
-    common = ["--total-timesteps", str(args.total_timesteps), "--seed", str(args.seed),
-              "--eval-episodes", str(args.eval_episodes), "--eval-interval", str(args.total_timesteps)]
+    lago_script, default_prior, default_steps = SETUPS[args.env]
+    prior_path = args.prior_path or default_prior
+    total_timesteps = args.total_timesteps or default_steps
+    if min(total_timesteps, args.eval_episodes, args.repeats) <= 0:
+        raise SystemExit("stage2_speed.py: error: --total-timesteps, --eval-episodes and --repeats must be positive")
+    common = ["--total-timesteps", str(total_timesteps), "--seed", str(args.seed),
+              "--eval-episodes", str(args.eval_episodes), "--eval-interval", str(total_timesteps)]
+    ppo_env = ["--env-id", "CLEVRRobot-v0" if args.env == "clevr" else args.task]
+    lago_env = [] if args.env == "clevr" else ["--task", args.task]
+    ppo_runs, lago_runs = [], []
     with tempfile.TemporaryDirectory(prefix="stage2_speed_") as tmp:
-        ppo = timed_run("ppo_baseline.py", Path(tmp) / "ppo", common, args.threads)
-        lago = timed_run("lago_clevr_discrete.py", Path(tmp) / "lago",
-                         [*common, "--prior-path", args.prior_path, *shlex.split(args.lago_args)], args.threads)
+        for round_index in range(args.repeats):
+            ppo_runs.append(timed_run("ppo_baseline.py", Path(tmp) / f"ppo{round_index}", [*common, *ppo_env], args.threads))
+            lago_runs.append(timed_run(lago_script, Path(tmp) / f"lago{round_index}",
+                                       [*common, *lago_env, "--prior-path", prior_path, *shlex.split(args.lago_args)],
+                                       args.threads))
+
+    def median(runs: list[dict], key: str) -> float:
+        return round(statistics.median(run[key] for run in runs), 1)
+
+    lago = lago_runs[0]
     results = {
-        "cpu": cpu_name(), "threads": args.threads, "total_timesteps": args.total_timesteps, "seed": args.seed,
-        "prior_path": args.prior_path, "llm": lago["llm"], "lago_args": args.lago_args,
+        "cpu": cpu_name(), "threads": args.threads, "env": args.env, "task": args.task if args.env == "metaworld" else None,
+        "total_timesteps": total_timesteps, "seed": args.seed, "repeats": args.repeats,
+        "prior_path": prior_path, "llm": lago["llm"], "lago_args": args.lago_args,
         "lago_settings": {k: lago["args"][k] for k in ("guidance_coef", "guidance_schedule", "guidance_decay_end",
                                                        "prior_fraction", "num_envs", "num_steps")},
-        "ppo_seconds": ppo["wall_seconds"], "lago_seconds": lago["wall_seconds"],
-        "lago_prior_seconds": lago["prior_seconds"], "ratio": lago["wall_seconds"] / ppo["wall_seconds"],
+        "ppo_seconds": median(ppo_runs, "wall_seconds"), "lago_seconds": median(lago_runs, "wall_seconds"),
+        "ppo_eval_seconds": median(ppo_runs, "eval_seconds"), "lago_eval_seconds": median(lago_runs, "eval_seconds"),
+        "lago_prior_seconds": median(lago_runs, "prior_seconds"),
+        "ppo_seconds_all": [run["wall_seconds"] for run in ppo_runs],
+        "lago_seconds_all": [run["wall_seconds"] for run in lago_runs],
     }
-    print(f"\nPPO   {results['ppo_seconds']:8.1f}s")
+    results["ratio"] = results["lago_seconds"] / results["ppo_seconds"]
+    results["ratio_without_eval"] = ((results["lago_seconds"] - results["lago_eval_seconds"])
+                                     / (results["ppo_seconds"] - results["ppo_eval_seconds"]))
+    rest = results["lago_seconds"] - results["lago_prior_seconds"] - results["lago_eval_seconds"]
+    print(f"\nmedians of {args.repeats} round(s), {total_timesteps} steps, {results['cpu']}")
+    print(f"PPO   {results['ppo_seconds']:8.1f}s  (evaluation {results['ppo_eval_seconds']:.1f}s)")
     print(f"LaGO  {results['lago_seconds']:8.1f}s  = prior inference {results['lago_prior_seconds']:.1f}s "
-          f"+ the rest {results['lago_seconds'] - results['lago_prior_seconds']:.1f}s  ({lago['llm']})")
-    print(f"ratio {results['ratio']:8.2f}x  ({results['total_timesteps']} steps, {results['cpu']})")
+          f"+ evaluation {results['lago_eval_seconds']:.1f}s + the rest {rest:.1f}s  ({lago['llm']})")
+    print(f"ratio {results['ratio']:8.2f}x  (without evaluation {results['ratio_without_eval']:.2f}x)")
     if args.json:
         write_json(args.json, results)
     return results

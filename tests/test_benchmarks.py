@@ -49,7 +49,7 @@ def test_unknown_method_is_one_clear_error(tmp_path):
 
 def test_report_aggregates_the_runs(small_grid, tmp_path):
     _, out = small_grid
-    report.main(report.Args(runs=out, results=tmp_path, bootstrap_reps=200))
+    report.main(report.Args(env="clevr", runs=out, results=tmp_path, bootstrap_reps=200))
     assert {p.name for p in tmp_path.iterdir()} == {"runs.csv", "curves.csv", "aggregate.csv", "settings.json", "curves.png",
                                                   "prior-alone-tiny-random.json"}
     runs = list(csv.DictReader(open(tmp_path / "runs.csv")))
@@ -63,3 +63,58 @@ def test_report_aggregates_the_runs(small_grid, tmp_path):
     assert int(aggregate[("prior-alone-tiny-random", "train")]["seeds"]) == 1
     curves = list(csv.DictReader(open(tmp_path / "curves.csv")))
     assert {int(r["global_step"]) for r in curves} == {1024, 2048}
+
+
+@pytest.fixture(scope="module")
+def metaworld_grid(tmp_path_factory, metaworld_prior):
+    priors = tmp_path_factory.mktemp("mw_priors")
+    shutil.copytree(metaworld_prior, priors / "prior__metaworld__tiny-random__1")
+    out = tmp_path_factory.mktemp("mw_grid")
+    args = grid.Args(env="metaworld", tasks="reach-v3,drawer-close-v3", methods="ppo,lago-tiny-random,prior-alone-tiny-random",
+                     seeds="1", total_timesteps=2048, eval_episodes=2, eval_interval=2048, out=str(out),
+                     priors=str(priors), lago_args="--prior-fraction 0.1")
+    grid.main(args)
+    return args, out
+
+
+def test_metaworld_grid_runs_every_method_task_and_seed(metaworld_grid, capsys):
+    args, out = metaworld_grid
+    found = sorted(p.relative_to(out).as_posix() for p in out.glob("*/*/seed*/summary.json"))
+    assert len(found) == 2 * 3 and "lago-tiny-random/drawer-close-v3/seed1/summary.json" in found
+    assert "prior-alone-tiny-random/reach-v3/seed1/summary.json" in found
+    lago = json.loads((out / "lago-tiny-random" / "drawer-close-v3" / "seed1" / "summary.json").read_text())
+    assert lago["env_id"] == "drawer-close-v3" and lago["args"]["prior_fraction"] == 0.1 and lago["global_step"] == 2048
+    alone = json.loads((out / "prior-alone-tiny-random" / "reach-v3" / "seed1" / "summary.json").read_text())
+    assert alone["env_id"] == "reach-v3" and set(alone["final_eval"]) == {"train"}
+    grid.main(args)
+    assert "6 runs, 6 finished, 0 to go" in capsys.readouterr().out
+
+
+def test_metaworld_report_aggregates_over_tasks_and_seeds(metaworld_grid, tmp_path):
+    _, out = metaworld_grid
+    report.main(report.Args(env="metaworld", runs=out, results=tmp_path, bootstrap_reps=200))
+    assert {"runs.csv", "curves.csv", "aggregate.csv", "per_task.csv", "curves.png"} <= {p.name for p in tmp_path.iterdir()}
+    runs = list(csv.DictReader(open(tmp_path / "runs.csv")))
+    aggregate = {r["method"]: r for r in csv.DictReader(open(tmp_path / "aggregate.csv"))}
+    finals = [float(r["success_rate"]) for r in runs if r["method"] == "ppo"]
+    assert len(finals) == 2 and aggregate["ppo"]["tasks"] == "2" and aggregate["ppo"]["seeds"] == "1"
+    assert float(aggregate["ppo"]["mean"]) == pytest.approx(sum(finals) / 2, abs=1e-4)
+    per_task = {(r["method"], r["task"]): r for r in csv.DictReader(open(tmp_path / "per_task.csv"))}
+    assert set(per_task) == {(m, t) for m in ("ppo", "lago-tiny-random", "prior-alone-tiny-random")
+                             for t in ("reach-v3", "drawer-close-v3")}
+    record = json.loads((tmp_path / "prior-alone-tiny-random.json").read_text())
+    assert set(record["results"]) == {"metaworld/reach-v3", "metaworld/drawer-close-v3"}
+
+
+def test_stage2_speed_reports_medians_and_the_ratio(tmp_path, clevr_prior):
+    from benchmarks import stage2_speed
+
+    out = tmp_path / "speed.json"
+    result = stage2_speed.main(stage2_speed.Args(env="clevr", prior_path=str(clevr_prior), total_timesteps=1024,
+                                                 eval_episodes=2, repeats=2, threads=1, json=str(out),
+                                                 lago_args="--prior-fraction 0.5"))
+    saved = json.loads(out.read_text())
+    assert saved == result and len(saved["ppo_seconds_all"]) == len(saved["lago_seconds_all"]) == 2
+    assert saved["ppo_seconds"] == pytest.approx(sum(saved["ppo_seconds_all"]) / 2, abs=0.1)
+    assert saved["ratio"] == pytest.approx(saved["lago_seconds"] / saved["ppo_seconds"])
+    assert saved["lago_settings"]["prior_fraction"] == 0.5 and saved["llm"] == "tiny-random"
