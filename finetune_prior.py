@@ -379,6 +379,7 @@ class FrozenPrior:
     def __init__(self, model: LatentActionPrior, config: dict[str, Any], device: torch.device, max_batch: int = 512):
         self.model, self.config, self.device, self.max_batch = model, config, device, max_batch
         self.discrete = model.discrete
+        self.dtype = next(model.llm.parameters()).dtype  # the LLM's precision (bf16 where native, else fp32)
         self._prefix_cache: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self._bank: list[tuple[torch.Tensor, torch.Tensor]] = []  # every cached prefix, left-padded, stacked
         self._bank_index: dict[str, int] = {}

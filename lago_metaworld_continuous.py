@@ -518,6 +518,7 @@ if __name__ == "__main__":
         "env_id": args.task, "method": args.exp_name, "seed": args.seed, "global_step": global_step,
         "wall_seconds": round(wall_seconds, 1), "sps": round(global_step / wall_seconds, 1),
         "eval_seconds": round(eval_seconds, 1), "prior_seconds": round(prior_seconds_total, 1), "llm": args.llm,
+        "prior_dtype": str(prior.dtype).removeprefix("torch."),
         "final_eval": final, "evaluations": evaluations, "args": asdict(args),
     }
     with open(os.path.join(run_dir, "summary.json.tmp"), "w") as f:

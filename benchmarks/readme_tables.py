@@ -77,7 +77,9 @@ def prior_table(results: Path = RESULTS) -> str:
     folder = results / "prior"
     clevr = _load(folder / "clevr_smollm2-135m.json", "prior-results")
     metaworld = _load(folder / "metaworld_smollm2-135m.json", "prior-results")
-    speed = _load(folder / "prior_speed_smollm2-135m.json", "prior-results")
+    speeds = [json.loads(path.read_text()) for path in sorted(folder.rglob("prior_speed_*.json"))]
+    if not speeds:
+        raise SystemExit(f"readme_tables.py: error: no {folder}/prior_speed_*.json; run `make prior-results` first")
     c, m = clevr["prior"], metaworld["prior"]
     lines = [
         "| benchmark (LLM) | demonstrations (train / val transitions) | validation | fine-tuning, 2 CPU cores | prior alone, greedy |",
@@ -96,37 +98,44 @@ def prior_table(results: Path = RESULTS) -> str:
     ]
     for name, result in metaworld["results"].items():
         lines.append(f"| {name.removeprefix('metaworld/')} | {result['success_rate']:.2f} | {result['episodes']} |")
-    lines += [
-        "",
-        f"Batched inference, `{speed['llm']}`, batch {speed['batch']} with {speed['distinct_texts']} distinct texts, "
-        f"{speed['threads']} threads of a {speed['cpu']} CPU, LLM in {speed['dtype'].removeprefix('torch.')}: "
-        f"**{speed['cached_states_per_second']:,.0f} states/s** with the cached task prefix "
-        f"({speed['cached_first_call_states_per_second']:,.0f} on the first call, prefixes included), "
-        f"{speed['uncached_states_per_second']:,.0f} states/s without "
-        f"({speed['cached_states_per_second'] / speed['uncached_states_per_second']:.1f}x).",
-    ]
+    lines.append("")
+    for speed in sorted(speeds, key=lambda speed: -speed["cached_states_per_second"]):
+        lines.append(
+            f"Batched inference, `{speed['llm']}`, batch {speed['batch']} with {speed['distinct_texts']} distinct texts, "
+            f"{speed['threads']} threads of a {speed['cpu']} CPU, LLM in {speed['dtype'].removeprefix('torch.')}: "
+            f"**{speed['cached_states_per_second']:,.0f} states/s** with the cached task prefix "
+            f"({speed['cached_first_call_states_per_second']:,.0f} on the first call, prefixes included), "
+            f"{speed['uncached_states_per_second']:,.0f} states/s without "
+            f"({speed['cached_states_per_second'] / speed['uncached_states_per_second']:.1f}x)."
+        )
+        lines.append("")
+    lines.pop()
     return "\n".join(lines)
 
 
 def stage2_speed_table(results: Path = RESULTS) -> str:
-    runs = [json.loads(path.read_text()) for path in sorted((results / "stage2").glob("speed_*.json"))]
+    runs = [json.loads(path.read_text()) for path in sorted((results / "stage2").rglob("speed_*.json"))]
     if not runs:
         raise SystemExit(f"readme_tables.py: error: no {results / 'stage2'}/speed_*.json; run `make stage2-results` first")
-    runs.sort(key=lambda run: (run.get("env", "clevr"), -run["lago_settings"]["prior_fraction"]))
+    # newest hardware first (bf16 before fp32), then CLEVR-Robot before Meta-World, then most states queried first
+    runs.sort(key=lambda run: (run["prior_dtype"] != "bfloat16", run["env"], -run["lago_settings"]["prior_fraction"]))
     lines = [
-        f"| benchmark | LaGO setting ({runs[0]['llm']}) | env steps | rounds | PPO | LaGO | of which prior inference | LaGO / PPO |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"| CPU, prior precision | benchmark | LaGO setting ({runs[0]['llm']}) | env steps | rounds | PPO | LaGO "
+        "| of which prior inference | LaGO / PPO |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for run in runs:
         s = run["lago_settings"]
-        bench = "CLEVR-Robot" if run.get("env", "clevr") == "clevr" else f"Meta-World `{run['task']}`"
+        bench = "CLEVR-Robot" if run["env"] == "clevr" else f"Meta-World `{run['task']}`"
         lines.append(
-            f"| {bench} | `--prior-fraction {s['prior_fraction']:g}`, {s['guidance_schedule']} to 0 at {s['guidance_decay_end']:g} "
-            f"| {run['total_timesteps']:,} | {run.get('repeats', 1)} | {run['ppo_seconds']:.0f} s | {run['lago_seconds']:.0f} s "
+            f"| {run['cpu']}, {run['prior_dtype']} | {bench} | `--prior-fraction {s['prior_fraction']:g}`, "
+            f"{s['guidance_schedule']} to 0 at {s['guidance_decay_end']:g} "
+            f"| {run['total_timesteps']:,} | {run['repeats']} | {run['ppo_seconds']:.0f} s | {run['lago_seconds']:.0f} s "
             f"| {run['lago_prior_seconds']:.0f} s | **{run['ratio']:.2f}x** |"
         )
+    threads = sorted({str(run["threads"] or "default") for run in runs})
     return "\n".join(lines) + (f"\n\nMedian wall times over the alternating (PPO, LaGO) rounds, seed {runs[0]['seed']}, "
-                               f"{runs[0]['threads'] or 'default'} threads, {runs[0]['cpu']}; each run includes one final evaluation.")
+                               f"{', '.join(threads)} threads; each run includes one final evaluation.")
 
 
 def run_notes(settings: dict, folder: Path) -> list[str]:

@@ -96,7 +96,7 @@ def main(args: Args) -> dict:
     results = {
         "cpu": cpu_name(), "threads": args.threads, "env": args.env, "task": args.task if args.env == "metaworld" else None,
         "total_timesteps": total_timesteps, "seed": args.seed, "repeats": args.repeats,
-        "prior_path": prior_path, "llm": lago["llm"], "lago_args": args.lago_args,
+        "prior_path": prior_path, "llm": lago["llm"], "prior_dtype": lago["prior_dtype"], "lago_args": args.lago_args,
         "lago_settings": {k: lago["args"][k] for k in ("guidance_coef", "guidance_schedule", "guidance_decay_end",
                                                        "prior_fraction", "num_envs", "num_steps")},
         "ppo_seconds": median(ppo_runs, "wall_seconds"), "lago_seconds": median(lago_runs, "wall_seconds"),
@@ -112,7 +112,7 @@ def main(args: Args) -> dict:
     print(f"\nmedians of {args.repeats} round(s), {total_timesteps} steps, {results['cpu']}")
     print(f"PPO   {results['ppo_seconds']:8.1f}s  (evaluation {results['ppo_eval_seconds']:.1f}s)")
     print(f"LaGO  {results['lago_seconds']:8.1f}s  = prior inference {results['lago_prior_seconds']:.1f}s "
-          f"+ evaluation {results['lago_eval_seconds']:.1f}s + the rest {rest:.1f}s  ({lago['llm']})")
+          f"+ evaluation {results['lago_eval_seconds']:.1f}s + the rest {rest:.1f}s  ({lago['llm']} in {lago['prior_dtype']})")
     print(f"ratio {results['ratio']:8.2f}x  (without evaluation {results['ratio_without_eval']:.2f}x)")
     if args.json:
         write_json(args.json, results)
