@@ -42,14 +42,15 @@ prior-results: install
 	$(PYTHON) benchmarks/prior_speed.py --llm smollm2-135m --batch 2048 --json results/prior/prior_speed_smollm2-135m.json
 	$(PYTHON) benchmarks/readme_tables.py --update-readme
 
-# LaGO against PPO, wall time for the same budget (results/stage2/*.json; needs the priors of prior-results)
+# LaGO against PPO, wall time for the same budget (results/stage2/*.json; needs the priors of prior-results).
+# results/stage2/avx2-fp32/ holds the same measurements from a CPU without native bf16 (prior in fp32).
 stage2-results: install
 	mkdir -p results/stage2
-	$(PYTHON) benchmarks/stage2_speed.py --env clevr --json results/stage2/speed_clevr_fraction1.json
+	$(PYTHON) benchmarks/stage2_speed.py --env clevr --repeats 2 --json results/stage2/speed_clevr_fraction1.json
+	$(PYTHON) benchmarks/stage2_speed.py --env clevr --repeats 2 --lago-args="--prior-fraction 0.25" --json results/stage2/speed_clevr_fraction0.25.json
 	$(PYTHON) benchmarks/stage2_speed.py --env clevr --repeats 2 --lago-args="--prior-fraction 0.05" --json results/stage2/speed_clevr_fraction0.05.json
-	$(PYTHON) benchmarks/stage2_speed.py --env clevr --repeats 2 --lago-args="--prior-fraction 0.02" --json results/stage2/speed_clevr_fraction0.02.json
+	$(PYTHON) benchmarks/stage2_speed.py --env metaworld --repeats 2 --eval-episodes 20 --json results/stage2/speed_metaworld_fraction1.json
 	$(PYTHON) benchmarks/stage2_speed.py --env metaworld --repeats 2 --eval-episodes 20 --lago-args="--prior-fraction 0.1" --json results/stage2/speed_metaworld_fraction0.1.json
-	$(PYTHON) benchmarks/stage2_speed.py --env metaworld --repeats 2 --eval-episodes 20 --lago-args="--prior-fraction 0.03" --json results/stage2/speed_metaworld_fraction0.03.json
 	$(PYTHON) benchmarks/readme_tables.py --update-readme
 
 # the first CLEVR-Robot comparison (results/clevr/; resumable, about an hour of CPU; needs the prior of prior-results)
@@ -66,5 +67,6 @@ MW_TASKS = reach-v3,drawer-close-v3,window-open-v3
 metaworld-results: install
 	$(PYTHON) benchmarks/grid.py --env metaworld --tasks $(MW_TASKS) --methods ppo,prior-alone-smollm2-135m --seeds 1,2,3
 	$(PYTHON) benchmarks/grid.py --env metaworld --tasks $(MW_TASKS) --methods lago-smollm2-135m --seeds 1,2,3 --lago-args="--prior-fraction 0.1" --label f0.1
+	$(PYTHON) benchmarks/grid.py --env metaworld --tasks $(MW_TASKS) --methods lago-smollm2-135m --seeds 1,2,3 --lago-args="--prior-fraction 0.1 --guidance-coef 1 --guidance-schedule constant" --label f0.1-coef1-constant
 	$(PYTHON) benchmarks/report.py --env metaworld
 	$(PYTHON) benchmarks/readme_tables.py --update-readme

@@ -71,19 +71,27 @@ class Args:
 
 # per benchmark: defaults (total_timesteps, eval_episodes, eval_interval), episode limit, the LaGO script, the
 # number of goal splits evaluated, and for --dry-run PPO's rough single-thread steps/s (evaluations included)
-# with two runs side by side on a 2-core AVX2 CPU
+# with two runs side by side on a 2-core AMD EPYC
 SETUPS = {
     "clevr": dict(total_timesteps=150_000, eval_episodes=100, eval_interval=25_000, max_episode_steps=10,
-                  script="lago_clevr_discrete.py", ppo_steps_per_second=1500, splits=2),
+                  script="lago_clevr_discrete.py", ppo_steps_per_second=1300, splits=2),
     "metaworld": dict(total_timesteps=100_352, eval_episodes=20, eval_interval=20_480, max_episode_steps=500,
-                      script="lago_metaworld_continuous.py", ppo_steps_per_second=350, splits=1),
+                      script="lago_metaworld_continuous.py", ppo_steps_per_second=1000, splits=1),
 }
-PRIOR_STATES_PER_SECOND = {"smollm2-135m": 60, "gemma3-270m": 25}
+# for --dry-run: the prior's states/s in one thread, with its LLM in bf16 (CPUs with native bf16: AVX512-BF16 or
+# AMX) or fp32 (AVX2 only); measured for smollm2-135m, about half of that assumed for the twice larger gemma3-270m
+PRIOR_STATES_PER_SECOND = {"bfloat16": {"smollm2-135m": 300, "gemma3-270m": 150},
+                           "float32": {"smollm2-135m": 60, "gemma3-270m": 30}}
 EVAL_SEED = 1_000_000  # = ppo_baseline.EVAL_SEED: the prior alone plays the same evaluation episodes
 
 
 def prior_states_per_second(prior: str) -> float:
-    return PRIOR_STATES_PER_SECOND.get(prior.removesuffix("-random"), 60)
+    import torch
+
+    from finetune_prior import fast_dtype
+
+    rates = PRIOR_STATES_PER_SECOND[str(fast_dtype(torch.device("cpu"))).removeprefix("torch.")]
+    return rates.get(prior.removesuffix("-random"), rates["smollm2-135m"])
 
 
 @dataclass
@@ -179,16 +187,16 @@ def plan(args: Args) -> list[Run]:
 
 
 def prior_alone_summary(directory: Path) -> None:
-    """evaluate_prior.py's JSON in the RL runs' summary.json form."""
+    """evaluate_prior.py's JSON in the RL runs' summary.json form (it measures success only: no return)."""
     report = json.loads((directory / "prior_alone.json").read_text())
     (key, value), *_ = report["results"].items()
     if key.startswith("clevr/"):  # clevr/train, clevr/test: the goal splits
         env_id = "CLEVRRobot-v0"
-        final = {k.split("/")[1]: {"success_rate": v["success_rate"], "return": v["success_rate"]}
+        final = {k.split("/")[1]: {"success_rate": v["success_rate"], "return": None}
                  for k, v in report["results"].items()}
     else:  # metaworld/<task>: one task per run, reported as the train split like the RL runs
         env_id = key.split("/")[1]
-        final = {"train": {"success_rate": value["success_rate"], "return": value["success_rate"]}}
+        final = {"train": {"success_rate": value["success_rate"], "return": None}}
     summary = {"env_id": env_id, "method": "prior_alone", "seed": 1, "llm": report["prior"]["llm"],
                "final_eval": final, "evaluations": [], "args": report["args"]}
     (directory / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

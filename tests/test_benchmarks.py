@@ -97,6 +97,7 @@ def test_metaworld_report_aggregates_over_tasks_and_seeds(metaworld_grid, tmp_pa
     runs = list(csv.DictReader(open(tmp_path / "runs.csv")))
     aggregate = {r["method"]: r for r in csv.DictReader(open(tmp_path / "aggregate.csv"))}
     finals = [float(r["success_rate"]) for r in runs if r["method"] == "ppo"]
+    assert all(r["return"] == "" for r in runs if r["method"].startswith("prior-alone"))  # success is all it measures
     assert len(finals) == 2 and aggregate["ppo"]["tasks"] == "2" and aggregate["ppo"]["seeds"] == "1"
     assert float(aggregate["ppo"]["mean"]) == pytest.approx(sum(finals) / 2, abs=1e-4)
     per_task = {(r["method"], r["task"]): r for r in csv.DictReader(open(tmp_path / "per_task.csv"))}
@@ -118,3 +119,4 @@ def test_stage2_speed_reports_medians_and_the_ratio(tmp_path, clevr_prior):
     assert saved["ppo_seconds"] == pytest.approx(sum(saved["ppo_seconds_all"]) / 2, abs=0.1)
     assert saved["ratio"] == pytest.approx(saved["lago_seconds"] / saved["ppo_seconds"])
     assert saved["lago_settings"]["prior_fraction"] == 0.5 and saved["llm"] == "tiny-random"
+    assert saved["prior_dtype"] in ("float32", "bfloat16")
