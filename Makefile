@@ -42,23 +42,34 @@ prior-results: install
 	$(PYTHON) benchmarks/prior_speed.py --llm smollm2-135m --batch 2048 --json results/prior/prior_speed_smollm2-135m.json
 	$(PYTHON) benchmarks/readme_tables.py --update-readme
 
+# the CLEVR-Robot prior with a single latent state token (a quarter of the LLM work per state)
+K1_PRIOR = checkpoints/prior__clevr__smollm2-135m-k1__1
+$(K1_PRIOR)/config.json:
+	$(PYTHON) finetune_prior.py --demos demos/clevr.npz --llm smollm2-135m --state-tokens 1 --out $(K1_PRIOR)
+
 # LaGO against PPO, wall time for the same budget (results/stage2/*.json; needs the priors of prior-results).
 # results/stage2/avx2-fp32/ holds the same measurements from a CPU without native bf16 (prior in fp32).
-stage2-results: install
+stage2-results: install $(K1_PRIOR)/config.json
 	mkdir -p results/stage2
 	$(PYTHON) benchmarks/stage2_speed.py --env clevr --repeats 2 --json results/stage2/speed_clevr_fraction1.json
 	$(PYTHON) benchmarks/stage2_speed.py --env clevr --repeats 2 --lago-args="--prior-fraction 0.25" --json results/stage2/speed_clevr_fraction0.25.json
 	$(PYTHON) benchmarks/stage2_speed.py --env clevr --repeats 2 --lago-args="--prior-fraction 0.05" --json results/stage2/speed_clevr_fraction0.05.json
+	$(PYTHON) benchmarks/stage2_speed.py --env clevr --repeats 2 --prior-path $(K1_PRIOR) --json results/stage2/speed_clevr_k1_fraction1.json
+	$(PYTHON) benchmarks/stage2_speed.py --env clevr --repeats 2 --prior-path $(K1_PRIOR) --lago-args="--prior-fraction 0.25" --json results/stage2/speed_clevr_k1_fraction0.25.json
+	$(PYTHON) benchmarks/stage2_speed.py --env clevr --repeats 2 --prior-path $(K1_PRIOR) --lago-args="--prior-fraction 0.1" --json results/stage2/speed_clevr_k1_fraction0.1.json
 	$(PYTHON) benchmarks/stage2_speed.py --env metaworld --repeats 2 --eval-episodes 20 --json results/stage2/speed_metaworld_fraction1.json
 	$(PYTHON) benchmarks/stage2_speed.py --env metaworld --repeats 2 --eval-episodes 20 --lago-args="--prior-fraction 0.1" --json results/stage2/speed_metaworld_fraction0.1.json
 	$(PYTHON) benchmarks/readme_tables.py --update-readme
 
-# the first CLEVR-Robot comparison (results/clevr/; resumable, about an hour of CPU; needs the prior of prior-results)
-clevr-results: install
-	$(PYTHON) benchmarks/grid.py --methods ppo,prior-alone-smollm2-135m --seeds 1,2,3
-	$(PYTHON) benchmarks/grid.py --methods lago-smollm2-135m --seeds 1,2,3 --lago-args="--prior-fraction 0.25" --label f0.25
-	$(PYTHON) benchmarks/grid.py --methods lago-smollm2-135m --seeds 1,2,3 --lago-args="--prior-fraction 0.05" --label f0.05
-	$(PYTHON) benchmarks/grid.py --methods lago-smollm2-135m --seeds 1 --lago-args="--prior-fraction 0.25 --guidance-coef 1 --guidance-schedule constant" --label f0.25-coef1-constant
+# the CLEVR-Robot comparison (results/clevr/; resumable, about an hour of CPU with native bf16; needs the
+# CLEVR-Robot prior of prior-results, and the single-state-token one above)
+CLEVR_SEEDS = 1,2,3,4,5
+clevr-results: install $(K1_PRIOR)/config.json
+	$(PYTHON) benchmarks/grid.py --methods ppo,prior-alone-smollm2-135m,prior-alone-smollm2-135m-k1 --seeds $(CLEVR_SEEDS)
+	$(PYTHON) benchmarks/grid.py --methods lago-smollm2-135m,lago-smollm2-135m-k1 --seeds $(CLEVR_SEEDS) --lago-args="--prior-fraction 0.25" --label f0.25
+	$(PYTHON) benchmarks/grid.py --methods lago-smollm2-135m-k1 --seeds $(CLEVR_SEEDS) --lago-args="--prior-fraction 0.1" --label f0.1
+	$(PYTHON) benchmarks/grid.py --methods lago-smollm2-135m --seeds $(CLEVR_SEEDS) --lago-args="--prior-fraction 0.05" --label f0.05
+	$(PYTHON) benchmarks/grid.py --methods lago-smollm2-135m --seeds $(CLEVR_SEEDS) --lago-args="--prior-fraction 0.25 --guidance-coef 1 --guidance-schedule constant" --label f0.25-coef1-constant
 	$(PYTHON) benchmarks/report.py --env clevr
 	$(PYTHON) benchmarks/readme_tables.py --update-readme
 

@@ -117,8 +117,9 @@ def stage2_speed_table(results: Path = RESULTS) -> str:
     runs = [json.loads(path.read_text()) for path in sorted((results / "stage2").rglob("speed_*.json"))]
     if not runs:
         raise SystemExit(f"readme_tables.py: error: no {results / 'stage2'}/speed_*.json; run `make stage2-results` first")
-    # newest hardware first (bf16 before fp32), then CLEVR-Robot before Meta-World, then most states queried first
-    runs.sort(key=lambda run: (run["prior_dtype"] != "bfloat16", run["env"], -run["lago_settings"]["prior_fraction"]))
+    # bf16 before fp32, then CLEVR-Robot before Meta-World, then most LLM work first
+    runs.sort(key=lambda run: (run["prior_dtype"] != "bfloat16", run["env"], -run["state_tokens"],
+                               -run["lago_settings"]["prior_fraction"]))
     lines = [
         f"| CPU, prior precision | benchmark | LaGO setting ({runs[0]['llm']}) | env steps | rounds | PPO | LaGO "
         "| of which prior inference | LaGO / PPO |",
@@ -128,7 +129,8 @@ def stage2_speed_table(results: Path = RESULTS) -> str:
         s = run["lago_settings"]
         bench = "CLEVR-Robot" if run["env"] == "clevr" else f"Meta-World `{run['task']}`"
         lines.append(
-            f"| {run['cpu']}, {run['prior_dtype']} | {bench} | `--prior-fraction {s['prior_fraction']:g}`, "
+            f"| {run['cpu']}, {run['prior_dtype']} | {bench} | {run['state_tokens']} state token{'s' * (run['state_tokens'] > 1)}, "
+            f"`--prior-fraction {s['prior_fraction']:g}`, "
             f"{s['guidance_schedule']} to 0 at {s['guidance_decay_end']:g} "
             f"| {run['total_timesteps']:,} | {run['repeats']} | {run['ppo_seconds']:.0f} s | {run['lago_seconds']:.0f} s "
             f"| {run['lago_prior_seconds']:.0f} s | **{run['ratio']:.2f}x** |"
@@ -142,13 +144,14 @@ def run_notes(settings: dict, folder: Path) -> list[str]:
     """Under a comparison table: each method's settings, then each prior's fine-tuning record."""
     lines = [f"- `{method}`: " + ", ".join(f"{k} {v}" for k, v in values.items()) for method, values in sorted(settings.items())]
     for path in sorted(folder.glob("prior-alone-*.json")):
-        prior = json.loads(path.read_text())["prior"]
+        prior, method = json.loads(path.read_text())["prior"], path.stem
         metrics = prior["val_metrics"]
         fit = (f"validation accuracy {metrics['accuracy']:.3f} (majority class {prior['val_majority_accuracy']:.3f})"
                if "accuracy" in metrics else f"validation MSE {metrics['mse']:.3f}")
         tasks = f", demonstrations of {len(prior['tasks'])} tasks" if prior.get("tasks") else ""
         lines.append(
-            f"- the `{prior['llm']}` prior ({prior['llm_init']} weights{tasks}): fine-tuned in "
+            f"- the `{prior['llm']}` prior of `{method}` ({prior['llm_init']} weights, {prior['state_tokens']} state "
+            f"token{'s' * (prior['state_tokens'] > 1)}{tasks}): fine-tuned in "
             f"{prior['train_seconds'] / 60:.0f} min with precision `{prior['args']['precision']}`, {fit}, NLL {metrics['nll']:.3f}"
         )
     return lines

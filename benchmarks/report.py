@@ -132,8 +132,11 @@ def plot_curves(curves: list[dict], prior_alone: dict[tuple[str, str, str], floa
         ax.axis("off")
     for ax in axes[:, 0]:
         ax.set_ylabel("greedy success rate")
-    axes.flat[0].legend(fontsize=8)
-    fig.tight_layout()
+    handles, labels = axes.flat[0].get_legend_handles_labels()  # the legend goes below the panels, off the curves
+    columns_legend = min(3, len(labels))
+    legend_rows = -(-len(labels) // columns_legend)
+    fig.legend(handles, labels, loc="lower center", ncol=columns_legend, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, (0.25 * legend_rows + 0.1) / fig.get_figheight(), 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

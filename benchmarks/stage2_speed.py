@@ -28,6 +28,7 @@ import tyro
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import cpu_name, write_json  # noqa: E402
+from finetune_prior import read_prior_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SETUPS = {  # the LaGO script, the default prior, the default budget (whole rollouts of the default sizes)
@@ -96,7 +97,8 @@ def main(args: Args) -> dict:
     results = {
         "cpu": cpu_name(), "threads": args.threads, "env": args.env, "task": args.task if args.env == "metaworld" else None,
         "total_timesteps": total_timesteps, "seed": args.seed, "repeats": args.repeats,
-        "prior_path": prior_path, "llm": lago["llm"], "prior_dtype": lago["prior_dtype"], "lago_args": args.lago_args,
+        "prior_path": prior_path, "llm": lago["llm"], "prior_dtype": lago["prior_dtype"],
+        "state_tokens": read_prior_config(prior_path)["state_tokens"], "lago_args": args.lago_args,
         "lago_settings": {k: lago["args"][k] for k in ("guidance_coef", "guidance_schedule", "guidance_decay_end",
                                                        "prior_fraction", "num_envs", "num_steps")},
         "ppo_seconds": median(ppo_runs, "wall_seconds"), "lago_seconds": median(lago_runs, "wall_seconds"),

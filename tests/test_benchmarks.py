@@ -119,4 +119,4 @@ def test_stage2_speed_reports_medians_and_the_ratio(tmp_path, clevr_prior):
     assert saved["ppo_seconds"] == pytest.approx(sum(saved["ppo_seconds_all"]) / 2, abs=0.1)
     assert saved["ratio"] == pytest.approx(saved["lago_seconds"] / saved["ppo_seconds"])
     assert saved["lago_settings"]["prior_fraction"] == 0.5 and saved["llm"] == "tiny-random"
-    assert saved["prior_dtype"] in ("float32", "bfloat16")
+    assert saved["prior_dtype"] in ("float32", "bfloat16") and saved["state_tokens"] == 4
