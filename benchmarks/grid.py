@@ -4,6 +4,8 @@
     python benchmarks/grid.py --methods ppo,lago-smollm2-135m,prior-alone-smollm2-135m --seeds 1,2,3
     python benchmarks/grid.py --env metaworld --tasks reach-v3,drawer-close-v3 --seeds 1,2,3
     python benchmarks/report.py                                   # tables from the finished runs
+    python benchmarks/grid.py --env metaworld --scale paper       # 1M steps per run (a GPU), in runs/grid-paper/
+    python benchmarks/report.py --env metaworld --runs runs/grid-paper/metaworld --results results/metaworld-paper
 
 Methods:
 - `ppo`: ppo_baseline.py;
@@ -49,18 +51,20 @@ class Args:
     """comma-separated methods: ppo, lago-<prior>, prior-alone-<prior>"""
     seeds: str = "1,2,3"
     """comma-separated RL seeds"""
+    scale: Literal["cpu", "paper"] = "cpu"
+    """the budgets: `cpu` (sized for a 2-core CPU) or `paper` (1M env steps per run, for a GPU)"""
     total_timesteps: Optional[int] = None
-    """env steps of every RL run (default 150000 on CLEVR-Robot, 100352 on Meta-World)"""
+    """env steps of every RL run (default: --scale cpu 150000 on CLEVR-Robot, 100352 on Meta-World; paper 1M)"""
     eval_episodes: Optional[int] = None
-    """evaluation episodes per goal split or task, the same fixed episodes for every method (default 100 / 20)"""
+    """evaluation episodes per goal split or task, the same fixed episodes for every method (default 100 / 20; paper 100 / 50)"""
     eval_interval: Optional[int] = None
-    """env steps between evaluations (learning curves; default 25000 / 20480)"""
+    """env steps between evaluations (learning curves; default 25000 / 20480; paper 100000 / 102400)"""
     lago_args: str = ""
     """more flags for every lago run, given with `=`: --lago-args="--guidance-coef 0.05 --prior-fraction 0.1\""""
     label: str = ""
     """a name for this --lago-args variant: the lago runs go to lago-<prior>+<label>, beside other variants"""
     out: Optional[str] = None
-    """where the runs go; default runs/grid/<env>"""
+    """where the runs go; default runs/grid/<env> (--scale paper: runs/grid-paper/<env>)"""
     priors: str = "checkpoints"
     """the folder with the stage-1 checkpoints prior__<env>__<prior>__1"""
     threads: int = 1
@@ -77,6 +81,12 @@ SETUPS = {
                   script="lago_clevr_discrete.py", ppo_steps_per_second=1300, splits=2),
     "metaworld": dict(total_timesteps=100_352, eval_episodes=20, eval_interval=20_480, max_episode_steps=500,
                       script="lago_metaworld_continuous.py", ppo_steps_per_second=1000, splits=1),
+}
+# --scale paper: the budgets a GPU user would run (CleanRL's 1M steps for continuous PPO; whole rollouts of the
+# default sizes on Meta-World), with more evaluation episodes
+PAPER_SCALE = {
+    "clevr": dict(total_timesteps=1_000_000, eval_episodes=100, eval_interval=100_000),
+    "metaworld": dict(total_timesteps=1_001_472, eval_episodes=50, eval_interval=102_400),
 }
 # for --dry-run: the prior's states/s in one thread, with its LLM in bf16 (CPUs with native bf16: AVX512-BF16 or
 # AMX) or fp32 (AVX2 only); measured for smollm2-135m, about half of that assumed for the twice larger gemma3-270m
@@ -105,11 +115,11 @@ class Run:
 
 
 def fill_defaults(args: Args) -> Args:
-    setup = SETUPS[args.env]
+    setup = {**SETUPS[args.env], **(PAPER_SCALE[args.env] if args.scale == "paper" else {})}
     for name in ("total_timesteps", "eval_episodes", "eval_interval"):
         if getattr(args, name) is None:
             setattr(args, name, setup[name])
-    args.out = args.out or f"runs/grid/{args.env}"
+    args.out = args.out or f"runs/grid{'-paper' if args.scale == 'paper' else ''}/{args.env}"
     return args
 
 

@@ -42,6 +42,17 @@ def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path, capsys):
     assert "lago_clevr_discrete.py" in printed and not list(tmp_path.iterdir())
 
 
+def test_paper_scale_has_its_own_budgets_and_folder():
+    cpu = grid.plan(grid.Args(env="metaworld", tasks="reach-v3", methods="ppo", seeds="1"))
+    paper = grid.plan(grid.Args(env="metaworld", tasks="reach-v3", methods="ppo", seeds="1", scale="paper"))
+    assert cpu[0].command[cpu[0].command.index("--total-timesteps") + 1] == "100352"
+    assert paper[0].command[paper[0].command.index("--total-timesteps") + 1] == "1001472"  # 489 rollouts of 2048
+    assert paper[0].command[paper[0].command.index("--eval-episodes") + 1] == "50"
+    assert "grid-paper" in paper[0].directory.parts and "grid-paper" not in cpu[0].directory.parts  # never mixed up
+    explicit = grid.plan(grid.Args(methods="ppo", seeds="1", scale="paper", total_timesteps=2048))
+    assert explicit[0].command[explicit[0].command.index("--total-timesteps") + 1] == "2048"  # a flag beats the preset
+
+
 def test_unknown_method_is_one_clear_error(tmp_path):
     with pytest.raises(SystemExit, match="unknown method 'sac'"):
         grid.main(grid.Args(methods="ppo,sac", out=str(tmp_path), dry_run=True))
