@@ -32,6 +32,10 @@ class Args:
     """rewrite the tables in README.md instead of printing them"""
 
 
+def state_tokens(count: int) -> str:
+    return f"{count} state token{'s' * (count > 1)}"
+
+
 def _load(path: Path, make_target: str) -> dict:
     if not path.is_file():
         raise SystemExit(f"readme_tables.py: error: {path} is missing; run `make {make_target}` first")
@@ -98,9 +102,8 @@ def prior_table(results: Path = RESULTS) -> str:
     ]
     for name, result in metaworld["results"].items():
         lines.append(f"| {name.removeprefix('metaworld/')} | {result['success_rate']:.2f} | {result['episodes']} |")
-    lines.append("")
-    for speed in sorted(speeds, key=lambda speed: -speed["cached_states_per_second"]):
-        lines.append(
+    sentences = [
+        (
             f"Batched inference, `{speed['llm']}`, batch {speed['batch']} with {speed['distinct_texts']} distinct texts, "
             f"{speed['threads']} threads of a {speed['cpu']} CPU, LLM in {speed['dtype'].removeprefix('torch.')}: "
             f"**{speed['cached_states_per_second']:,.0f} states/s** with the cached task prefix "
@@ -108,9 +111,9 @@ def prior_table(results: Path = RESULTS) -> str:
             f"{speed['uncached_states_per_second']:,.0f} states/s without "
             f"({speed['cached_states_per_second'] / speed['uncached_states_per_second']:.1f}x)."
         )
-        lines.append("")
-    lines.pop()
-    return "\n".join(lines)
+        for speed in sorted(speeds, key=lambda speed: -speed["cached_states_per_second"])
+    ]
+    return "\n".join(lines + ["", "\n\n".join(sentences)])
 
 
 def stage2_speed_table(results: Path = RESULTS) -> str:
@@ -129,7 +132,7 @@ def stage2_speed_table(results: Path = RESULTS) -> str:
         s = run["lago_settings"]
         bench = "CLEVR-Robot" if run["env"] == "clevr" else f"Meta-World `{run['task']}`"
         lines.append(
-            f"| {run['cpu']}, {run['prior_dtype']} | {bench} | {run['state_tokens']} state token{'s' * (run['state_tokens'] > 1)}, "
+            f"| {run['cpu']}, {run['prior_dtype']} | {bench} | {state_tokens(run['state_tokens'])}, "
             f"`--prior-fraction {s['prior_fraction']:g}`, "
             f"{s['guidance_schedule']} to 0 at {s['guidance_decay_end']:g} "
             f"| {run['total_timesteps']:,} | {run['repeats']} | {run['ppo_seconds']:.0f} s | {run['lago_seconds']:.0f} s "
@@ -150,8 +153,8 @@ def run_notes(settings: dict, folder: Path) -> list[str]:
                if "accuracy" in metrics else f"validation MSE {metrics['mse']:.3f}")
         tasks = f", demonstrations of {len(prior['tasks'])} tasks" if prior.get("tasks") else ""
         lines.append(
-            f"- the `{prior['llm']}` prior of `{method}` ({prior['llm_init']} weights, {prior['state_tokens']} state "
-            f"token{'s' * (prior['state_tokens'] > 1)}{tasks}): fine-tuned in "
+            f"- the `{prior['llm']}` prior of `{method}` ({prior['llm_init']} weights, "
+            f"{state_tokens(prior['state_tokens'])}{tasks}): fine-tuned in "
             f"{prior['train_seconds'] / 60:.0f} min with precision `{prior['args']['precision']}`, {fit}, NLL {metrics['nll']:.3f}"
         )
     return lines
