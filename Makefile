@@ -3,7 +3,7 @@
 #   make test         install the test dependencies, then run the test suite
 PYTHON ?= python3
 
-.PHONY: install install-dev quickstart test env-results prior-results stage2-results clevr-results metaworld-results
+.PHONY: install install-dev quickstart test env-results prior-results stage2-results clevr-results metaworld-results report
 
 install:
 	$(PYTHON) -m pip install -r requirements.txt
@@ -42,10 +42,24 @@ prior-results: install
 	$(PYTHON) benchmarks/prior_speed.py --llm smollm2-135m --batch 2048 --json results/prior/prior_speed_smollm2-135m.json
 	$(PYTHON) benchmarks/readme_tables.py --update-readme
 
-# the CLEVR-Robot prior with a single latent state token (a quarter of the LLM work per state)
+# the priors of the comparison: LaGO's default (4 state tokens), one with a single latent state token (a quarter
+# of the LLM work per state), the same LLM with random weights (does LLM knowledge matter?) and a larger LLM
+demos/clevr.npz:
+	$(PYTHON) collect_demos.py --env clevr
+demos/metaworld.npz:
+	$(PYTHON) collect_demos.py --env metaworld
+checkpoints/prior__%__smollm2-135m__1/config.json: demos/%.npz
+	$(PYTHON) finetune_prior.py --demos $< --llm smollm2-135m --out $(@D)
+checkpoints/prior__%__smollm2-135m-random__1/config.json: demos/%.npz
+	$(PYTHON) finetune_prior.py --demos $< --llm smollm2-135m --llm-init random --out $(@D)
+checkpoints/prior__%__gemma3-270m__1/config.json: demos/%.npz
+	$(PYTHON) finetune_prior.py --demos $< --llm gemma3-270m --out $(@D)
 K1_PRIOR = checkpoints/prior__clevr__smollm2-135m-k1__1
-$(K1_PRIOR)/config.json:
+$(K1_PRIOR)/config.json: demos/clevr.npz
 	$(PYTHON) finetune_prior.py --demos demos/clevr.npz --llm smollm2-135m --state-tokens 1 --out $(K1_PRIOR)
+PRIORS = smollm2-135m smollm2-135m-random gemma3-270m
+CLEVR_PRIORS = $(foreach p,$(PRIORS),checkpoints/prior__clevr__$(p)__1/config.json) $(K1_PRIOR)/config.json
+METAWORLD_PRIORS = $(foreach p,$(PRIORS),checkpoints/prior__metaworld__$(p)__1/config.json)
 
 # LaGO against PPO, wall time for the same budget (results/stage2/*.json; needs the priors of prior-results).
 # results/stage2/avx2-fp32/ holds the same measurements from a CPU without native bf16 (prior in fp32).
@@ -61,23 +75,35 @@ stage2-results: install $(K1_PRIOR)/config.json
 	$(PYTHON) benchmarks/stage2_speed.py --env metaworld --repeats 2 --eval-episodes 20 --lago-args="--prior-fraction 0.1" --json results/stage2/speed_metaworld_fraction0.1.json
 	$(PYTHON) benchmarks/readme_tables.py --update-readme
 
-# the CLEVR-Robot comparison (results/clevr/; resumable, about an hour of CPU with native bf16; needs the
-# CLEVR-Robot prior of prior-results, and the single-state-token one above)
+# The comparison grids (benchmarks/grid.py: resumable, a finished run is skipped, also one archived in
+# results/<env>/summaries/; two runs side by side on 2 cores). Measured CPU time per part: README, "Results".
+# CLEVR-Robot: 5 seeds of every method (about 2.5 hours on 2 cores with native bf16, priors included)
 CLEVR_SEEDS = 1,2,3,4,5
-clevr-results: install $(K1_PRIOR)/config.json
-	$(PYTHON) benchmarks/grid.py --methods ppo,prior-alone-smollm2-135m,prior-alone-smollm2-135m-k1 --seeds $(CLEVR_SEEDS)
-	$(PYTHON) benchmarks/grid.py --methods lago-smollm2-135m,lago-smollm2-135m-k1 --seeds $(CLEVR_SEEDS) --lago-args="--prior-fraction 0.25" --label f0.25
-	$(PYTHON) benchmarks/grid.py --methods lago-smollm2-135m-k1 --seeds $(CLEVR_SEEDS) --lago-args="--prior-fraction 0.1" --label f0.1
-	$(PYTHON) benchmarks/grid.py --methods lago-smollm2-135m --seeds $(CLEVR_SEEDS) --lago-args="--prior-fraction 0.05" --label f0.05
-	$(PYTHON) benchmarks/grid.py --methods lago-smollm2-135m --seeds $(CLEVR_SEEDS) --lago-args="--prior-fraction 0.25 --guidance-coef 1 --guidance-schedule constant" --label f0.25-coef1-constant
-	$(PYTHON) benchmarks/report.py --env clevr
-	$(PYTHON) benchmarks/readme_tables.py --update-readme
+GRID = $(PYTHON) benchmarks/grid.py --jobs 2
+clevr-results: install $(CLEVR_PRIORS)
+	$(GRID) --methods ppo,prior-alone-smollm2-135m,prior-alone-smollm2-135m-k1,prior-alone-smollm2-135m-random,prior-alone-gemma3-270m --seeds $(CLEVR_SEEDS)
+	$(GRID) --methods lago-smollm2-135m,lago-smollm2-135m-k1 --seeds $(CLEVR_SEEDS) --lago-args="--prior-fraction 0.25" --label f0.25
+	$(GRID) --methods lago-smollm2-135m-k1 --seeds $(CLEVR_SEEDS) --lago-args="--prior-fraction 0.1" --label f0.1
+	$(GRID) --methods lago-smollm2-135m --seeds $(CLEVR_SEEDS) --lago-args="--prior-fraction 0.05" --label f0.05
+	$(GRID) --methods lago-smollm2-135m,lago-smollm2-135m-random,lago-gemma3-270m --seeds $(CLEVR_SEEDS) --lago-args="--prior-fraction 0.25 --guidance-coef 1 --guidance-schedule constant" --label f0.25-coef1-constant
+	$(MAKE) report
 
-# the first Meta-World comparison: 3 MT10 tasks x 3 seeds (results/metaworld/; resumable; needs the Meta-World prior of prior-results)
-MW_TASKS = reach-v3,drawer-close-v3,window-open-v3
-metaworld-results: install
-	$(PYTHON) benchmarks/grid.py --env metaworld --tasks $(MW_TASKS) --methods ppo,prior-alone-smollm2-135m --seeds 1,2,3
-	$(PYTHON) benchmarks/grid.py --env metaworld --tasks $(MW_TASKS) --methods lago-smollm2-135m --seeds 1,2,3 --lago-args="--prior-fraction 0.1" --label f0.1
-	$(PYTHON) benchmarks/grid.py --env metaworld --tasks $(MW_TASKS) --methods lago-smollm2-135m --seeds 1,2,3 --lago-args="--prior-fraction 0.1 --guidance-coef 1 --guidance-schedule constant" --label f0.1-coef1-constant
-	$(PYTHON) benchmarks/report.py --env metaworld
+# Meta-World: PPO and LaGO on all 10 MT10 tasks x 3 seeds; undecayed guidance and the other two priors on 3 tasks x 3 seeds
+# (about 3 hours on 2 cores with native bf16, priors included)
+MW_SUBSET = reach-v3,drawer-close-v3,window-open-v3
+metaworld-results: install $(METAWORLD_PRIORS)
+	$(GRID) --env metaworld --tasks mt10 --methods ppo,prior-alone-smollm2-135m --seeds 1,2,3
+	$(GRID) --env metaworld --tasks mt10 --methods lago-smollm2-135m --seeds 1,2,3 --lago-args="--prior-fraction 0.1" --label f0.1
+	$(GRID) --env metaworld --tasks $(MW_SUBSET) --methods prior-alone-smollm2-135m-random,prior-alone-gemma3-270m --seeds 1
+	$(GRID) --env metaworld --tasks $(MW_SUBSET) --methods lago-smollm2-135m-random,lago-gemma3-270m --seeds 1,2,3 --lago-args="--prior-fraction 0.1" --label f0.1
+	$(GRID) --env metaworld --tasks $(MW_SUBSET) --methods lago-smollm2-135m --seeds 1,2,3 --lago-args="--prior-fraction 0.1 --guidance-coef 1 --guidance-schedule constant" --label f0.1-coef1-constant
+	$(MAKE) report
+
+# Every comparison table, plot and README number from the committed results/<env>/summaries/ (plus any finished
+# runs under runs/grid/, copied there first): needs no run folder, no checkpoint, no GPU; a minute or two
+CLEVR_COMPARE = lago-smollm2-135m+f0.25:ppo,lago-smollm2-135m-k1+f0.25:ppo,lago-smollm2-135m+f0.25-coef1-constant:ppo,lago-smollm2-135m+f0.25-coef1-constant:lago-smollm2-135m-random+f0.25-coef1-constant,lago-gemma3-270m+f0.25-coef1-constant:lago-smollm2-135m+f0.25-coef1-constant
+MW_COMPARE = lago-smollm2-135m+f0.1:ppo,lago-smollm2-135m+f0.1-coef1-constant:ppo,lago-smollm2-135m+f0.1:lago-smollm2-135m-random+f0.1,lago-gemma3-270m+f0.1:lago-smollm2-135m+f0.1
+report:
+	$(PYTHON) benchmarks/report.py --env clevr --compare $(CLEVR_COMPARE)
+	$(PYTHON) benchmarks/report.py --env metaworld --compare $(MW_COMPARE)
 	$(PYTHON) benchmarks/readme_tables.py --update-readme

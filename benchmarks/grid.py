@@ -2,7 +2,7 @@
 
     python benchmarks/grid.py --dry-run                           # the plan and its estimated CPU time
     python benchmarks/grid.py --methods ppo,lago-smollm2-135m,prior-alone-smollm2-135m --seeds 1,2,3
-    python benchmarks/grid.py --env metaworld --tasks reach-v3,drawer-close-v3 --seeds 1,2,3
+    python benchmarks/grid.py --env metaworld --tasks reach-v3,drawer-close-v3 --seeds 1,2,3 --jobs 2
     python benchmarks/report.py                                   # tables from the finished runs
     python benchmarks/grid.py --env metaworld --scale paper       # 1M steps per run (a GPU), in runs/grid-paper/
     python benchmarks/report.py --env metaworld --runs runs/grid-paper/metaworld --results results/metaworld-paper
@@ -19,8 +19,10 @@ Methods:
 settings sit side by side in one report. Each run writes <out>/<method>/seed<k>/summary.json
 (CLEVR-Robot) or <out>/<method>/<task>/seed<k>/summary.json (Meta-World); a run whose
 summary.json exists is skipped, so an interrupted grid is resumed by running the same command
-again, and several invocations (e.g. one per method) can fill the grid. Output of each run goes
-to its log.txt.
+again, and several invocations (e.g. one per method, or the same command twice on one machine: a
+run in progress holds its folder's running.lock) can fill the grid. Output of each run goes
+to its log.txt. benchmarks/report.py copies each finished summary.json into the committed
+results/<env>/summaries/; a run found there counts as finished too, so a grid resumes on a fresh checkout.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
@@ -65,10 +69,14 @@ class Args:
     """a name for this --lago-args variant: the lago runs go to lago-<prior>+<label>, beside other variants"""
     out: Optional[str] = None
     """where the runs go; default runs/grid/<env> (--scale paper: runs/grid-paper/<env>)"""
+    results: Optional[str] = None
+    """report.py's results folder: a run archived in its summaries/ is finished; default results/<env> (paper: results/<env>-paper)"""
     priors: str = "checkpoints"
     """the folder with the stage-1 checkpoints prior__<env>__<prior>__1"""
     threads: int = 1
     """OMP_NUM_THREADS of each run"""
+    jobs: int = 1
+    """runs side by side, each with --threads threads (2 on a 2-core CPU); after a failure no new run starts"""
     dry_run: bool = False
     """print the plan and its estimated CPU time, run nothing"""
 
@@ -112,6 +120,10 @@ class Run:
     directory: Path
     command: list[str]
     estimated_seconds: float
+    archived: Optional[Path] = None  # the summary's copy in <results>/summaries/ (report.py)
+
+    def finished(self) -> bool:
+        return (self.directory / "summary.json").is_file() or bool(self.archived and self.archived.is_file())
 
 
 def fill_defaults(args: Args) -> Args:
@@ -120,6 +132,7 @@ def fill_defaults(args: Args) -> Args:
         if getattr(args, name) is None:
             setattr(args, name, setup[name])
     args.out = args.out or f"runs/grid{'-paper' if args.scale == 'paper' else ''}/{args.env}"
+    args.results = args.results or f"results/{args.env}{'-paper' if args.scale == 'paper' else ''}"
     return args
 
 
@@ -147,8 +160,9 @@ def plan(args: Args) -> list[Run]:
         raise SystemExit(f"grid.py: error: --seeds must be comma-separated integers, got {args.seeds!r}")
     if not methods or not seeds:
         raise SystemExit("grid.py: error: --methods and --seeds must not be empty")
-    if min(args.total_timesteps, args.eval_episodes, args.eval_interval, args.threads) <= 0:
-        raise SystemExit("grid.py: error: --total-timesteps, --eval-episodes, --eval-interval and --threads must be positive")
+    if min(args.total_timesteps, args.eval_episodes, args.eval_interval, args.threads, args.jobs) <= 0:
+        raise SystemExit("grid.py: error: --total-timesteps, --eval-episodes, --eval-interval, --threads and --jobs "
+                         "must be positive")
     tasks = parse_tasks(args)
     common = ["--total-timesteps", str(args.total_timesteps), "--eval-episodes", str(args.eval_episodes),
               "--eval-interval", str(args.eval_interval)]
@@ -193,6 +207,9 @@ def plan(args: Args) -> list[Run]:
                                 * 60 / prior_states_per_second(prior)))
             else:
                 raise SystemExit(f"grid.py: error: unknown method {method!r}; expected ppo, lago-<prior> or prior-alone-<prior>")
+    archive = (Path(args.results) if Path(args.results).is_absolute() else ROOT / args.results) / "summaries"
+    for run in runs:
+        run.archived = archive / run.directory.relative_to(out).with_suffix(".json")
     return runs
 
 
@@ -212,9 +229,42 @@ def prior_alone_summary(directory: Path) -> None:
     (directory / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
+LOCK = "running.lock"
+
+
+def claim(directory: Path) -> bool:
+    """Take the run folder for this process (running.lock holds host and pid), unless a live process on this
+    host holds it; a lock left by a process that is gone is taken over. Invocations on several machines sharing
+    a folder must not fill the same runs (a lock from another host is always respected)."""
+    lock = directory / LOCK
+    for _ in range(2):
+        try:
+            with open(lock, "x") as f:
+                f.write(f"{socket.gethostname()} {os.getpid()}\n")
+            return True
+        except FileExistsError:
+            host, _, pid = lock.read_text().partition(" ")
+            if host != socket.gethostname() or process_alive(int(pid) if pid.strip().isdigit() else 0):
+                return False
+            lock.unlink(missing_ok=True)  # stale: its process ended without cleaning up
+    return False
+
+
+def process_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
 def main(args: Args) -> None:
     runs = plan(args)
-    todo = [run for run in runs if not (run.directory / "summary.json").is_file()]
+    todo = [run for run in runs if not run.finished()]
     print(f"{len(runs)} runs, {len(runs) - len(todo)} finished, {len(todo)} to go, "
           f"about {sum(r.estimated_seconds for r in todo) / 3600:.1f} CPU hours (estimate)")
     for run in todo:
@@ -223,19 +273,42 @@ def main(args: Args) -> None:
     if args.dry_run:
         return
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-    for index, run in enumerate(todo, 1):
-        run.directory.mkdir(parents=True, exist_ok=True)
-        argv = run.command if run.method.startswith("prior-alone-") else [*run.command, "--run-dir", str(run.directory)]
+    failed: list[str] = []
+
+    def execute(index: int, run: Run) -> None:
         name = f"{run.method} {run.task} seed {run.seed}" if run.task else f"{run.method} seed {run.seed}"
+        if failed:  # something failed: start nothing new
+            return
+        run.directory.mkdir(parents=True, exist_ok=True)
+        if not claim(run.directory):
+            print(f"[{index}/{len(todo)}] {name}: running in another invocation, skipped", flush=True)
+            return
+        try:
+            run_one(index, run, name)
+        finally:
+            (run.directory / LOCK).unlink(missing_ok=True)
+
+    def run_one(index: int, run: Run, name: str) -> None:
+        if run.finished():  # finished by another invocation since the plan was made
+            return
+        argv = run.command if run.method.startswith("prior-alone-") else [*run.command, "--run-dir", str(run.directory)]
         print(f"[{index}/{len(todo)}] {name} ...", flush=True)
         start = time.time()
         with open(run.directory / "log.txt", "w") as log:
             result = subprocess.run([sys.executable, *argv], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         if result.returncode != 0:
-            raise SystemExit(f"grid.py: error: {name} failed; see {run.directory / 'log.txt'}")
+            print(f"[{index}/{len(todo)}] {name} FAILED; see {run.directory / 'log.txt'}", flush=True)
+            failed.append(name)
+            return
         if run.method.startswith("prior-alone-"):
             prior_alone_summary(run.directory)
         print(f"[{index}/{len(todo)}] {name} done in {time.time() - start:.0f}s", flush=True)
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        list(pool.map(lambda item: execute(*item), enumerate(todo, 1)))
+    if failed:
+        raise SystemExit(f"grid.py: error: {', '.join(failed)} failed; see its log.txt (finished runs are kept: "
+                         "run the same command again to resume)")
 
 
 if __name__ == "__main__":

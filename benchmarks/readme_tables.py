@@ -5,6 +5,7 @@
     make stage2-results                                  # LaGO vs PPO wall time -> results/stage2/
     make clevr-results                                   # the CLEVR-Robot comparison -> results/clevr/
     make metaworld-results                               # the Meta-World comparison -> results/metaworld/
+    make report                                          # results/{clevr,metaworld}/ from their committed summaries
     python benchmarks/readme_tables.py --update-readme   # rewrites every table in README.md
 
 Each table sits in README.md between `<!-- NAME:start -->` and `<!-- NAME:end -->`;
@@ -166,7 +167,7 @@ def clevr_table(results: Path = RESULTS) -> str:
     path = results / "clevr" / "aggregate.csv"
     if not path.is_file():
         raise SystemExit(f"readme_tables.py: error: {path} is missing; run `make clevr-results` first")
-    rows = {(r["method"], r["split"]): r for r in csv.DictReader(open(path))}
+    rows = {(r["method"], r["split"]): r for r in csv.DictReader(open(path)) if r["task_set"] == "all"}
     settings = json.loads((results / "clevr" / "settings.json").read_text())
     lines = [
         "| method | seeds | train goals: mean success [95% CI] | IQM | held-out test goals: mean success [95% CI] | IQM |",
@@ -191,28 +192,97 @@ def metaworld_table(results: Path = RESULTS) -> str:
     aggregate = list(csv.DictReader(open(folder / "aggregate.csv")))
     per_task = list(csv.DictReader(open(folder / "per_task.csv")))
     settings = json.loads((folder / "settings.json").read_text())
-    order = sorted({r["method"] for r in per_task}, key=lambda m: (m.startswith("prior-alone"), m))
-    tasks = sorted({r["task"] for r in per_task})
-    cell = {(r["method"], r["task"]): r for r in per_task}
     lines = [
-        "| method | tasks x seeds | mean success [95% CI] | IQM [95% CI] | " + " | ".join(f"`{t}`" for t in tasks) + " |",
-        "| --- | --- | --- | --- | " + " | ".join("---" for _ in tasks) + " |",
+        "| tasks | method | tasks x seeds | mean success [95% CI] | IQM [95% CI] |",
+        "| --- | --- | --- | --- | --- |",
     ]
-    rows = {r["method"]: r for r in aggregate}
-    for method in order:
-        r = rows.get(method)
-        cells = [f"`{method}`"]
-        cells += ([f"{r['tasks']} x {r['seeds']}", f"{float(r['mean']):.3f} [{float(r['mean_low']):.3f}, {float(r['mean_high']):.3f}]",
-                   f"{float(r['iqm']):.3f} [{float(r['iqm_low']):.3f}, {float(r['iqm_high']):.3f}]"] if r else ["incomplete", "", ""])
-        for task in tasks:
-            c = cell.get((method, task))
-            cells.append(f"{float(c['mean']):.2f} [{float(c['mean_low']):.2f}, {float(c['mean_high']):.2f}]" if c else "")
-        lines.append("| " + " | ".join(cells) + " |")
+    for r in aggregate:  # report.py's order: every task first, then each smaller task set
+        name = f"all {r['tasks']}" if r["task_set"] == "all" else ", ".join(f"`{t}`" for t in r["task_set"].split())
+        lines.append(f"| {name} | `{r['method']}` | {r['tasks']} x {r['seeds']} "
+                     f"| {float(r['mean']):.3f} [{float(r['mean_low']):.3f}, {float(r['mean_high']):.3f}] "
+                     f"| {float(r['iqm']):.3f} [{float(r['iqm_low']):.3f}, {float(r['iqm_high']):.3f}] |")
+    order = sorted({r["method"] for r in per_task}, key=lambda m: (m.startswith("prior-alone"), m))
+    cell = {(r["method"], r["task"]): r for r in per_task}
+    lines += ["", "Per task, mean final success over the seeds (their 95% CIs are in `results/metaworld/per_task.csv`):", "",
+              "| task | " + " | ".join(f"`{m}`" for m in order) + " |", "| --- |" + " --- |" * len(order)]
+    for task in sorted({r["task"] for r in per_task}):
+        lines.append(f"| `{task}` | " + " | ".join(
+            f"{float(cell[(m, task)]['mean']):.2f}" if (m, task) in cell else "" for m in order) + " |")
     return "\n".join(lines + [""] + run_notes(settings, folder))
 
 
+QUESTIONS = [  # (the question a comparison answers, how to recognise it from its two methods)
+    ("Does LaGO beat PPO?", lambda a, b: b == "ppo"),
+    ("Does the pretrained LLM guide better than the same LLM with random weights?", lambda a, b: b.split("+")[0].endswith("-random")),
+    ("Does the larger LLM (Gemma 3 270M) guide better than SmolLM2-135M?", lambda a, b: "gemma3-270m" in a and "smollm2" in b),
+]
+
+
+def results_table(results: Path = RESULTS) -> str:
+    """The answers: every comparison of report.py --compare on both benchmarks, with its verdict."""
+    import csv
+
+    lines = [
+        "| question | benchmark | method - baseline | tasks x seeds | difference in mean success [95% CI] "
+        "| P(method beats baseline) [95% CI] | answer |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    rows = []
+    for env, title in (("clevr", "CLEVR-Robot"), ("metaworld", "Meta-World")):
+        path = results / env / "comparisons.csv"
+        if not path.is_file():
+            raise SystemExit(f"readme_tables.py: error: {path} is missing; run `make report` first")
+        for r in csv.DictReader(open(path)):
+            question = next((q for q, match in QUESTIONS if match(r["method"], r["baseline"])), "other")
+            bench = f"{title}, {'held-out test goals' if r['split'] == 'test' else 'train goals'}" if env == "clevr" else title
+            rows.append((question, bench, r))
+    rows.sort(key=lambda row: [q for q, _ in QUESTIONS].index(row[0]) if row[0] != "other" else len(QUESTIONS))
+    for question, bench, r in rows:
+        answer = {"better": "**yes**", "worse": "**no, worse**", "no clear difference": "no clear difference"}[r["verdict"]]
+        seeds = r["seeds"] if r["seeds"] == r["baseline_seeds"] else f"{r['seeds']} / {r['baseline_seeds']}"
+        lines.append(
+            f"| {question} | {bench} | `{r['method']}` - `{r['baseline']}` | {r['tasks']} x {seeds} "
+            f"| {float(r['difference']):+.3f} [{float(r['difference_low']):+.3f}, {float(r['difference_high']):+.3f}] "
+            f"| {float(r['p_improvement']):.2f} [{float(r['p_improvement_low']):.2f}, {float(r['p_improvement_high']):.2f}] "
+            f"| {answer} |")
+    return "\n".join(lines)
+
+
+def budget_table(results: Path = RESULTS) -> str:
+    """What the grid cost: the measured wall time of every run and of fine-tuning each prior."""
+    import csv
+    import statistics
+
+    lines = ["| benchmark | method | runs | env steps per run | median wall time per run | CPU time, all runs |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    total = 0.0
+    for env, title in (("clevr", "CLEVR-Robot"), ("metaworld", "Meta-World")):
+        path = results / env / "runs.csv"
+        if not path.is_file():
+            raise SystemExit(f"readme_tables.py: error: {path} is missing; run `make report` first")
+        first_split = {}
+        for r in csv.DictReader(open(path)):  # one row per run (its first split)
+            first_split.setdefault((r["method"], r["task"], r["seed"]), r)
+        for method in sorted({m for m, _, _ in first_split}, key=lambda m: (m.startswith("prior-alone"), m)):
+            runs = [r for (m, _, _), r in first_split.items() if m == method]
+            seconds = [float(r["wall_seconds"]) for r in runs if r["wall_seconds"]]
+            if not seconds:  # the prior alone: an evaluation, not a training run
+                continue
+            total += sum(seconds)
+            lines.append(f"| {title} | `{method}` | {len(runs)} | {int(runs[0]['global_step']):,} "
+                         f"| {statistics.median(seconds) / 60:.1f} min | {sum(seconds) / 3600:.1f} h |")
+        for record in sorted((results / env).glob("prior-alone-*.json")):  # stage 1: each prior's fine-tuning
+            prior = json.loads(record.read_text())["prior"]
+            total += prior["train_seconds"]
+            lines.append(f"| {title} | fine-tuning the prior of `{record.stem.removeprefix('prior-alone-')}` | 1 | "
+                         f"{prior['args']['train_steps']} gradient steps | {prior['train_seconds'] / 60:.1f} min "
+                         f"| {prior['train_seconds'] / 3600:.1f} h |")
+    return "\n".join(lines + [f"| all | | | | | **{total / 3600:.1f} h** |"])
+
+
 TABLES = {"env-table": env_table, "prior-table": prior_table, "stage2-speed-table": stage2_speed_table,
-          "clevr-table": clevr_table, "metaworld-table": metaworld_table}
+          "clevr-table": clevr_table, "metaworld-table": metaworld_table, "results-table": results_table,
+          "budget-table": budget_table}
 
 
 def readme_block(name: str, readme: Path = README) -> str:

@@ -4,11 +4,20 @@
     python benchmarks/report.py --env metaworld                    # runs/grid/metaworld -> results/metaworld/
     python benchmarks/readme_tables.py --update-readme
 
+Each finished run's summary.json is first copied to `--results`/summaries/<method>/[<task>/]seed<k>.json
+(the prior alone's with its evaluate_prior.py record inside). Those small files are committed: the tables
+and plots are made from them alone, so this command regenerates every result on a clean checkout, and
+benchmarks/grid.py counts an archived run as finished (a grid resumes on another machine).
+
 Writes, in `--results`:
 - runs.csv: one row per run and goal split (final greedy success, return, steps, wall time, prior time);
 - curves.csv: every periodic evaluation (method, task, seed, step, split, success);
 - aggregate.csv: per method and split, mean and IQM success over seeds (and tasks: a seeds x tasks
-  score matrix) with 95% stratified bootstrap confidence intervals (rliable);
+  score matrix) with 95% stratified bootstrap confidence intervals (rliable); task_set `all` has the
+  methods that ran every task, and each smaller set of tasks that a method ran has every method that ran it;
+- comparisons.csv (with --compare a:b,...): a minus b in mean success, and the probability of improvement
+  P(a run of a beats a run of b), with 95% stratified bootstrap CIs, and the verdict: `better` or `worse`
+  where the CI of the difference excludes 0, else `no clear difference`;
 - per_task.csv: the same per task (Meta-World);
 - curves.png: success against env steps, mean over seeds with a shaded 95% bootstrap CI, per goal
   split (CLEVR-Robot) or per task and over all tasks (Meta-World); the prior alone as a dashed line;
@@ -39,20 +48,31 @@ class Args:
     """the grid's run folder (benchmarks/grid.py --out); default runs/grid/<env>"""
     results: Optional[Path] = None
     """where the CSV files and the plot go; default results/<env>"""
+    compare: str = ""
+    """comma-separated `a:b` method pairs: a's mean success minus b's and the probability that a run of a beats
+    one of b, with 95% stratified bootstrap CIs, on the tasks both ran (comparisons.csv)"""
     bootstrap_reps: int = 20_000
     """bootstrap resamples of the confidence intervals"""
 
 
-def load_runs(folder: Path) -> list[dict]:
-    """Every finished run: <method>/seed<k>/summary.json or <method>/<task>/seed<k>/summary.json."""
+def archive_runs(folder: Path, archive: Path) -> int:
+    """Copy every finished run of the grid folder, <method>/[<task>/]seed<k>/summary.json, to
+    <archive>/<method>/[<task>/]seed<k>.json; a prior-alone run's evaluate_prior.py record goes inside."""
     summaries = sorted(folder.glob("*/seed*/summary.json")) + sorted(folder.glob("*/*/seed*/summary.json"))
-    if not summaries:
-        raise SystemExit(f"report.py: error: no finished runs under {folder}; run benchmarks/grid.py first")
-    runs = []
     for path in summaries:
-        method_dir = path.parent.parent if path.parent.parent.parent == folder else path.parent.parent.parent
-        runs.append(dict(json.loads(path.read_text()), grid_method=method_dir.name, record=path.parent))
-    return runs
+        summary = json.loads(path.read_text())
+        if (path.parent / "prior_alone.json").is_file():
+            summary["prior_report"] = json.loads((path.parent / "prior_alone.json").read_text())
+        target = archive / path.parent.relative_to(folder).with_suffix(".json")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(summary, indent=2) + "\n")
+    return len(summaries)
+
+
+def load_runs(archive: Path) -> list[dict]:
+    """Every archived run: <method>/seed<k>.json or <method>/<task>/seed<k>.json."""
+    paths = sorted(archive.glob("*/seed*.json")) + sorted(archive.glob("*/*/seed*.json"))
+    return [dict(json.loads(path.read_text()), grid_method=path.relative_to(archive).parts[0]) for path in paths]
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -141,16 +161,19 @@ def plot_curves(curves: list[dict], prior_alone: dict[tuple[str, str, str], floa
     plt.close(fig)
 
 
+def score_matrix(run_rows: list[dict], method: str, split: str, tasks: list[str]) -> Optional[np.ndarray]:
+    """seeds x tasks final success of `method`, over the seeds that every task has (None if there are none)."""
+    by_task = {task: {r["seed"]: r["success_rate"] for r in run_rows
+                      if r["method"] == method and r["split"] == split and r["task"] == task} for task in tasks}
+    seeds = sorted(set.intersection(*(set(v) for v in by_task.values())))
+    return np.array([[by_task[task][seed] for task in tasks] for seed in seeds]) if seeds else None
+
+
 def estimate_rows(run_rows: list[dict], methods: list[str], split: str, tasks: list[str], reps: int,
                   **labels) -> list[dict]:
     """mean and IQM with 95% CIs of the seeds x tasks matrix of each method (seeds every task has)."""
-    scores = {}
-    for method in methods:
-        by_task = {task: {r["seed"]: r["success_rate"] for r in run_rows
-                          if r["method"] == method and r["split"] == split and r["task"] == task} for task in tasks}
-        seeds = sorted(set.intersection(*(set(v) for v in by_task.values())))
-        if seeds:
-            scores[method] = np.array([[by_task[task][seed] for task in tasks] for seed in seeds])
+    scores = {method: score_matrix(run_rows, method, split, tasks) for method in methods}
+    scores = {method: matrix for method, matrix in scores.items() if matrix is not None}
     points, intervals = interval_estimates(scores, reps)
     return [{
         **labels, "method": method, "split": split, "tasks": len(tasks), "seeds": len(scores[method]),
@@ -161,11 +184,57 @@ def estimate_rows(run_rows: list[dict], methods: list[str], split: str, tasks: l
     } for method in scores]
 
 
+def task_set_name(task_set: list[str], all_tasks: list[str]) -> str:
+    return "all" if task_set == all_tasks else " ".join(task_set)
+
+
+def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """P(a run of x beats a run of y on the same task), ties counting half, averaged over tasks (rliable's
+    definition); x and y are (..., runs, tasks) with the same leading shape."""
+    wins = (x[..., :, None, :] > y[..., None, :, :]) + 0.5 * (x[..., :, None, :] == y[..., None, :, :])
+    return wins.mean(axis=(-3, -2)).mean(axis=-1)
+
+
+def compare_rows(run_rows: list[dict], pairs: list[tuple[str, str]], split: str, reps: int) -> list[dict]:
+    """Method a against method b on the tasks both ran: the difference of mean success and the probability of
+    improvement, with 95% stratified bootstrap CIs (the seeds of each method resampled within each task)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for a, b in pairs:
+        tasks = sorted({r["task"] for r in run_rows if r["method"] == a} & {r["task"] for r in run_rows if r["method"] == b})
+        x, y = (score_matrix(run_rows, m, split, tasks) if tasks else None for m in (a, b))
+        if x is None or y is None:
+            raise SystemExit(f"report.py: error: --compare {a}:{b}: the two methods have no finished runs on a common task")
+
+        def resample(scores: np.ndarray) -> np.ndarray:  # reps x runs x tasks
+            return scores[rng.integers(len(scores), size=(reps, *scores.shape)), np.arange(scores.shape[1])]
+
+        xs, ys = resample(x), resample(y)
+        difference = xs.mean(axis=(1, 2)) - ys.mean(axis=(1, 2))
+        improvement = probability_of_improvement(xs, ys)
+        low, high = np.percentile(difference, [2.5, 97.5])
+        verdict = "better" if low > 0 else "worse" if high < 0 else "no clear difference"
+        rows.append({
+            "method": a, "baseline": b, "split": split, "tasks": len(tasks), "seeds": len(x), "baseline_seeds": len(y),
+            "mean": round(float(x.mean()), 4), "baseline_mean": round(float(y.mean()), 4),
+            "difference": round(float(x.mean() - y.mean()), 4), "difference_low": round(float(low), 4),
+            "difference_high": round(float(high), 4),
+            "p_improvement": round(float(probability_of_improvement(x, y)), 4),
+            "p_improvement_low": round(float(np.percentile(improvement, 2.5)), 4),
+            "p_improvement_high": round(float(np.percentile(improvement, 97.5)), 4), "verdict": verdict,
+        })
+    return rows
+
+
 def main(args: Args) -> None:
     folder = args.runs or ROOT / "runs" / "grid" / args.env
     results = args.results or ROOT / "results" / args.env
-    runs = load_runs(folder)
-    results.mkdir(parents=True, exist_ok=True)
+    archived = archive_runs(folder, results / "summaries") if folder.is_dir() else 0
+    runs = load_runs(results / "summaries")
+    if not runs:
+        raise SystemExit(f"report.py: error: no finished runs under {folder} or {results / 'summaries'}; "
+                         "run benchmarks/grid.py first")
+    print(f"{archived} finished runs copied from {folder} to {results / 'summaries'}; reporting all {len(runs)} there")
     splits = SPLITS[args.env]
     run_rows, curve_rows = [], []
     for run in runs:
@@ -186,11 +255,21 @@ def main(args: Args) -> None:
 
     methods = sorted({row["method"] for row in run_rows})
     tasks = sorted({row["task"] for row in run_rows})
-    complete = [m for m in methods if {r["task"] for r in run_rows if r["method"] == m} == set(tasks)]
-    for method in sorted(set(methods) - set(complete)):
-        print(f"note: {method} has not run every task yet; left out of aggregate.csv (see per_task.csv)")
-    aggregate_rows = [row for split in splits for row in estimate_rows(run_rows, complete, split, tasks, args.bootstrap_reps)]
+    # every method over all tasks; a method that ran a subset of them, with every method that ran that subset too
+    method_tasks = {m: sorted({r["task"] for r in run_rows if r["method"] == m}) for m in methods}
+    task_sets = [tasks] + sorted({tuple(t) for t in method_tasks.values()} - {tuple(tasks)}, key=lambda t: (-len(t), t))
+    aggregate_rows = [row for task_set in task_sets for split in splits for row in estimate_rows(
+        run_rows, [m for m in methods if set(task_set) <= set(method_tasks[m])], split, list(task_set),
+        args.bootstrap_reps, task_set=task_set_name(list(task_set), tasks))]
     write_csv(results / "aggregate.csv", aggregate_rows)
+    pairs = [tuple(pair.strip().split(":")) for pair in args.compare.split(",") if pair.strip()]
+    for pair in pairs:
+        if len(pair) != 2 or not set(pair) <= set(methods):
+            raise SystemExit(f"report.py: error: --compare: {':'.join(pair)!r} is not a pair `a:b` of the methods "
+                             f"({', '.join(methods)})")
+    comparison_rows = [row for split in splits for row in compare_rows(run_rows, pairs, split, args.bootstrap_reps)]
+    if comparison_rows:
+        write_csv(results / "comparisons.csv", comparison_rows)
     if args.env == "metaworld":
         per_task = [row for task in tasks for row in estimate_rows(
             run_rows, [m for m in methods if any(r["task"] == task for r in run_rows if r["method"] == m)],
@@ -206,7 +285,7 @@ def main(args: Args) -> None:
     records = {}
     for run in runs:  # each prior's own record: fine-tuning time, validation metrics, evaluation(s)
         if run["grid_method"].startswith("prior-alone"):
-            record = json.loads((run["record"] / "prior_alone.json").read_text())
+            record = run["prior_report"]
             merged = records.setdefault(run["grid_method"], {**record, "results": {}})
             merged["results"].update(record["results"])
     for method, record in records.items():
@@ -214,9 +293,14 @@ def main(args: Args) -> None:
     plot_curves([r for r in curve_rows if not r["method"].startswith("prior-alone")], prior_alone, args.env,
                 results / "curves.png", args.bootstrap_reps)
     for row in aggregate_rows:
-        print(f"{row['method']:<28}{row['split']:<6} {row['tasks']} task(s) x {row['seeds']} seeds  mean {row['mean']:.3f} "
+        print(f"{row['method']:<40}{row['split']:<6} {row['tasks']} task(s) x {row['seeds']} seeds  mean {row['mean']:.3f} "
               f"[{row['mean_low']:.3f}, {row['mean_high']:.3f}]  IQM {row['iqm']:.3f} [{row['iqm_low']:.3f}, {row['iqm_high']:.3f}]")
-    print(f"wrote runs.csv, curves.csv, aggregate.csv{', per_task.csv' if args.env == 'metaworld' else ''}, settings.json, "
+    for row in comparison_rows:
+        print(f"{row['method']} vs {row['baseline']} ({row['split']}, {row['tasks']} task(s)): difference "
+              f"{row['difference']:+.3f} [{row['difference_low']:+.3f}, {row['difference_high']:+.3f}], "
+              f"P(improvement) {row['p_improvement']:.2f} [{row['p_improvement_low']:.2f}, {row['p_improvement_high']:.2f}]: {row['verdict']}")
+    print(f"wrote runs.csv, curves.csv, aggregate.csv{', comparisons.csv' if comparison_rows else ''}"
+          f"{', per_task.csv' if args.env == 'metaworld' else ''}, settings.json, "
           f"curves.png, prior records to {results}")
 
 

@@ -1,9 +1,11 @@
 """The comparison grid (resumable) and its report, on a tiny budget with a tiny-random prior."""
 
 import csv
+import dataclasses
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from benchmarks import grid, report
@@ -16,7 +18,7 @@ def small_grid(tmp_path_factory, clevr_prior):
     out = tmp_path_factory.mktemp("grid")
     args = grid.Args(methods="ppo,lago-tiny-random,prior-alone-tiny-random", seeds="1,2", total_timesteps=2048,
                      eval_episodes=5, eval_interval=1024, out=str(out), priors=str(priors),
-                     lago_args="--num-envs 4 --num-steps 128")
+                     results=str(tmp_path_factory.mktemp("results")), lago_args="--num-envs 4 --num-steps 128", jobs=2)
     grid.main(args)
     return args, out
 
@@ -36,7 +38,7 @@ def test_grid_runs_every_method_and_seed_once(small_grid, capsys):
 
 
 def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path, capsys):
-    grid.main(grid.Args(seeds="1,2,3,4,5", out=str(tmp_path), dry_run=True))
+    grid.main(grid.Args(seeds="1,2,3,4,5", out=str(tmp_path / "runs"), results=str(tmp_path / "results"), dry_run=True))
     printed = capsys.readouterr().out
     assert "11 runs, 0 finished, 11 to go, about" in printed and "CPU hours" in printed
     assert "lago_clevr_discrete.py" in printed and not list(tmp_path.iterdir())
@@ -53,16 +55,45 @@ def test_paper_scale_has_its_own_budgets_and_folder():
     assert explicit[0].command[explicit[0].command.index("--total-timesteps") + 1] == "2048"  # a flag beats the preset
 
 
+def test_a_failed_run_is_named_and_stops_the_grid(tmp_path):
+    args = grid.Args(methods="lago-no-such-prior,ppo", seeds="1", total_timesteps=1024, eval_episodes=2, eval_interval=1024,
+                     out=str(tmp_path / "runs"), results=str(tmp_path / "results"))
+    with pytest.raises(SystemExit, match="lago-no-such-prior seed 1 failed; see its log.txt"):
+        grid.main(args)
+    assert "prior__clevr__no-such-prior__1" in (tmp_path / "runs" / "lago-no-such-prior" / "seed1" / "log.txt").read_text()
+    assert not (tmp_path / "runs" / "ppo").exists()  # nothing new started after the failure
+
+
+def test_a_run_in_progress_elsewhere_is_skipped_and_a_stale_lock_taken_over(tmp_path, capsys):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    args = grid.Args(methods="ppo", seeds="1", total_timesteps=1024, eval_episodes=2, eval_interval=1024,
+                     out=str(tmp_path / "runs"), results=str(tmp_path / "results"))
+    run = tmp_path / "runs" / "ppo" / "seed1"
+    run.mkdir(parents=True)
+    (run / grid.LOCK).write_text(f"{socket.gethostname()} {os.getpid()}\n")  # a live process holds it
+    grid.main(args)
+    assert "running in another invocation, skipped" in capsys.readouterr().out and not (run / "summary.json").exists()
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    (run / grid.LOCK).write_text(f"{socket.gethostname()} {ended.pid}\n")  # its process is gone
+    grid.main(args)
+    assert (run / "summary.json").is_file() and not (run / grid.LOCK).exists()
+
+
 def test_unknown_method_is_one_clear_error(tmp_path):
     with pytest.raises(SystemExit, match="unknown method 'sac'"):
-        grid.main(grid.Args(methods="ppo,sac", out=str(tmp_path), dry_run=True))
+        grid.main(grid.Args(methods="ppo,sac", out=str(tmp_path), results=str(tmp_path), dry_run=True))
 
 
 def test_report_aggregates_the_runs(small_grid, tmp_path):
     _, out = small_grid
     report.main(report.Args(env="clevr", runs=out, results=tmp_path, bootstrap_reps=200))
     assert {p.name for p in tmp_path.iterdir()} == {"runs.csv", "curves.csv", "aggregate.csv", "settings.json", "curves.png",
-                                                  "prior-alone-tiny-random.json"}
+                                                  "prior-alone-tiny-random.json", "summaries"}
     runs = list(csv.DictReader(open(tmp_path / "runs.csv")))
     aggregate = {(r["method"], r["split"]): r for r in csv.DictReader(open(tmp_path / "aggregate.csv"))}
     for method in ("ppo", "lago-tiny-random"):
@@ -76,6 +107,46 @@ def test_report_aggregates_the_runs(small_grid, tmp_path):
     assert {int(r["global_step"]) for r in curves} == {1024, 2048}
 
 
+def test_report_regenerates_from_its_summaries_and_the_grid_resumes_from_them(small_grid, tmp_path, capsys):
+    args, out = small_grid
+    report.main(report.Args(env="clevr", runs=out, results=tmp_path, bootstrap_reps=200))
+    assert sorted(p.relative_to(tmp_path / "summaries").as_posix() for p in (tmp_path / "summaries").rglob("*.json")) == [
+        "lago-tiny-random/seed1.json", "lago-tiny-random/seed2.json", "ppo/seed1.json", "ppo/seed2.json",
+        "prior-alone-tiny-random/seed1.json"]
+    before = {name: (tmp_path / name).read_text() for name in ("runs.csv", "aggregate.csv", "prior-alone-tiny-random.json")}
+    report.main(report.Args(env="clevr", runs=tmp_path / "no-runs-here", results=tmp_path, bootstrap_reps=200))
+    assert {name: (tmp_path / name).read_text() for name in before} == before  # the committed files are enough
+    fresh = dataclasses.replace(args, out=str(tmp_path / "fresh-runs"), results=str(tmp_path), dry_run=True)
+    capsys.readouterr()
+    grid.main(fresh)  # a new machine: nothing under --out, every run archived
+    assert "5 runs, 5 finished, 0 to go" in capsys.readouterr().out
+
+
+def test_report_compares_methods_with_bootstrap_cis(small_grid, tmp_path):
+    _, out = small_grid
+    report.main(report.Args(env="clevr", runs=out, results=tmp_path, bootstrap_reps=500, compare="lago-tiny-random:ppo"))
+    runs = list(csv.DictReader(open(tmp_path / "runs.csv")))
+    rows = {r["split"]: r for r in csv.DictReader(open(tmp_path / "comparisons.csv"))}
+    assert set(rows) == {"train", "test"}
+    for split, row in rows.items():
+        mean = {m: sum(float(r["success_rate"]) for r in runs if r["method"] == m and r["split"] == split) / 2
+                for m in ("lago-tiny-random", "ppo")}
+        assert float(row["difference"]) == pytest.approx(mean["lago-tiny-random"] - mean["ppo"], abs=1e-4)
+        low, high = float(row["difference_low"]), float(row["difference_high"])
+        assert low <= float(row["difference"]) <= high
+        assert row["verdict"] == ("better" if low > 0 else "worse" if high < 0 else "no clear difference")
+        assert 0 <= float(row["p_improvement_low"]) <= float(row["p_improvement"]) <= float(row["p_improvement_high"]) <= 1
+    with pytest.raises(SystemExit, match="--compare: 'ppo:sac' is not a pair"):
+        report.main(report.Args(env="clevr", runs=out, results=tmp_path, bootstrap_reps=50, compare="ppo:sac"))
+
+
+def test_probability_of_improvement_counts_ties_half():
+    x = np.array([[1.0, 0.0], [0.5, 0.0]])  # runs x tasks
+    y = np.array([[0.5, 1.0], [0.0, 1.0]])
+    # task 0: x beats y in 3 of 4 pairs, ties in 1 -> 0.875; task 1: x never wins -> 0
+    assert report.probability_of_improvement(x, y) == pytest.approx(0.4375)
+
+
 @pytest.fixture(scope="module")
 def metaworld_grid(tmp_path_factory, metaworld_prior):
     priors = tmp_path_factory.mktemp("mw_priors")
@@ -83,7 +154,7 @@ def metaworld_grid(tmp_path_factory, metaworld_prior):
     out = tmp_path_factory.mktemp("mw_grid")
     args = grid.Args(env="metaworld", tasks="reach-v3,drawer-close-v3", methods="ppo,lago-tiny-random,prior-alone-tiny-random",
                      seeds="1", total_timesteps=2048, eval_episodes=2, eval_interval=2048, out=str(out),
-                     priors=str(priors), lago_args="--prior-fraction 0.1")
+                     priors=str(priors), results=str(tmp_path_factory.mktemp("mw_results")), lago_args="--prior-fraction 0.1")
     grid.main(args)
     return args, out
 
@@ -116,6 +187,13 @@ def test_metaworld_report_aggregates_over_tasks_and_seeds(metaworld_grid, tmp_pa
                              for t in ("reach-v3", "drawer-close-v3")}
     record = json.loads((tmp_path / "prior-alone-tiny-random.json").read_text())
     assert set(record["results"]) == {"metaworld/reach-v3", "metaworld/drawer-close-v3"}
+    # a method that ran a subset of the tasks: left out of `all`, aggregated with every method on its subset
+    shutil.rmtree(tmp_path / "summaries" / "lago-tiny-random" / "drawer-close-v3")
+    report.main(report.Args(env="metaworld", runs=tmp_path / "no-runs-here", results=tmp_path, bootstrap_reps=200))
+    sets = {(r["task_set"], r["method"]): r for r in csv.DictReader(open(tmp_path / "aggregate.csv"))}
+    assert ("all", "lago-tiny-random") not in sets and sets[("all", "ppo")]["tasks"] == "2"
+    assert {m for t, m in sets if t == "reach-v3"} == {"ppo", "lago-tiny-random", "prior-alone-tiny-random"}
+    assert sets[("reach-v3", "ppo")]["mean"] == per_task[("ppo", "reach-v3")]["mean"]
 
 
 def test_stage2_speed_reports_medians_and_the_ratio(tmp_path, clevr_prior):
