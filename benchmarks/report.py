@@ -20,7 +20,8 @@ Writes, in `--results`:
   where the CI of the difference excludes 0, else `no clear difference`;
 - per_task.csv: the same per task (Meta-World);
 - curves.png: success against env steps, mean over seeds with a shaded 95% bootstrap CI, per goal
-  split (CLEVR-Robot) or per task and over all tasks (Meta-World); the prior alone as a dashed line;
+  split (CLEVR-Robot) or over each task set of aggregate.csv and per task (Meta-World); the prior alone
+  as a dashed line;
 - prior-alone-<prior>.json: each prior's record (its fine-tuning config and metrics, its evaluation).
 """
 
@@ -109,7 +110,10 @@ def curve_table(rows: list[dict]) -> tuple[list[int], np.ndarray]:
     return steps, table
 
 
-def plot_curves(curves: list[dict], prior_alone: dict[tuple[str, str, str], float], env: str, path: Path, reps: int) -> None:
+def plot_curves(curves: list[dict], prior_alone: dict[tuple[str, str, str], float], env: str, path: Path, reps: int,
+                task_sets: list[list[str]]) -> None:
+    """One panel per goal split (CLEVR-Robot), or per task set of aggregate.csv and per task (Meta-World); a
+    panel shows the methods that ran all of its tasks."""
     import warnings
 
     import matplotlib
@@ -120,42 +124,50 @@ def plot_curves(curves: list[dict], prior_alone: dict[tuple[str, str, str], floa
     rng = np.random.default_rng(0)
     tasks = sorted({r["task"] for r in curves})
     if env == "clevr":
-        panels = [(None, split, f"CLEVR-Robot, {split} goals" + (" (held out)" if split == "test" else ""))
+        panels = [(tasks, split, f"CLEVR-Robot, {split} goals" + (" (held out)" if split == "test" else ""))
                   for split in SPLITS[env]]
     else:
-        panels = [(None, "train", f"Meta-World, mean of {len(tasks)} tasks")] + [(task, "train", task) for task in tasks]
+        panels = [(list(task_set), "train", f"Meta-World, mean of {len(task_set)} tasks"
+                   + ("" if len(task_set) == len(tasks) else "\n(" + ", ".join(task_set) + ")")) for task_set in task_sets]
+        panels += [([task], "train", task) for task in tasks]
     columns = min(len(panels), 4)
     rows_ = (len(panels) + columns - 1) // columns
     fig, axes = plt.subplots(rows_, columns, figsize=(5.0 * columns, 3.8 * rows_), sharey=True, squeeze=False)
     methods = sorted({row["method"] for row in curves})
-    for ax, (task, split, title) in zip(axes.flat, panels):
-        for index, method in enumerate(methods):
-            rows = [r for r in curves if r["method"] == method and r["split"] == split and task in (None, r["task"])]
-            if not rows:
+    alone_methods = sorted({m for m, _, _ in prior_alone})
+    palette = plt.get_cmap("tab20").colors if len(methods) + len(alone_methods) > 10 else [f"C{i}" for i in range(10)]
+    color = {method: palette[i % len(palette)] for i, method in enumerate(methods + alone_methods)}
+    ran = {m: {r["task"] for r in curves if r["method"] == m} for m in methods}
+    ran.update({m: {t for (a, t, _) in prior_alone if a == m} for m in alone_methods})
+    legend = {}
+    for ax, (panel_tasks, split, title) in zip(axes.flat, panels):
+        for method in methods:
+            if not set(panel_tasks) <= ran[method]:
                 continue
-            steps, table = curve_table(rows)
+            steps, table = curve_table([r for r in curves if r["method"] == method and r["split"] == split
+                                        and r["task"] in panel_tasks])
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # a seed that misses a step: nan, ignored
                 mean = np.nanmean(table, axis=0)
                 low, high = bootstrap_band(table, rng, reps)
-            ax.plot(steps, mean, color=f"C{index}", label=f"{method} ({len(table)} seeds)")
-            ax.fill_between(steps, low, high, color=f"C{index}", alpha=0.2)
-        alone_methods = sorted({m for m, _, _ in prior_alone})
-        for index, method in enumerate(alone_methods):
-            values = [v for (m, t, s), v in prior_alone.items() if m == method and s == split and task in (None, t)]
-            if values:
-                ax.axhline(float(np.mean(values)), color=f"C{len(methods) + index}", linestyle="--", label=method)
-        ax.set_title(title)
+            legend[method] = ax.plot(steps, mean, color=color[method], label=f"{method} ({len(table)} seeds)")[0]
+            ax.fill_between(steps, low, high, color=color[method], alpha=0.2)
+        for method in alone_methods:
+            if set(panel_tasks) <= ran[method]:
+                value = float(np.mean([prior_alone[(method, t, split)] for t in panel_tasks]))
+                legend[method] = ax.axhline(value, color=color[method], linestyle="--", label=method)
+        ax.set_title(title, fontsize=9 if "\n" in title else None)
         ax.set_xlabel("env steps")
+        ax.xaxis.set_major_formatter(lambda x, _: f"{x / 1e6:g}M" if x >= 1e6 else f"{x / 1e3:g}k")
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(panels):]:
         ax.axis("off")
     for ax in axes[:, 0]:
         ax.set_ylabel("greedy success rate")
-    handles, labels = axes.flat[0].get_legend_handles_labels()  # the legend goes below the panels, off the curves
-    columns_legend = min(3, len(labels))
-    legend_rows = -(-len(labels) // columns_legend)
-    fig.legend(handles, labels, loc="lower center", ncol=columns_legend, fontsize=8, frameon=False)
+    handles = [legend[m] for m in methods + alone_methods if m in legend]  # below the panels, off the curves
+    columns_legend = min(3, len(handles))
+    legend_rows = -(-len(handles) // columns_legend)
+    fig.legend(handles, [h.get_label() for h in handles], loc="lower center", ncol=columns_legend, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, (0.25 * legend_rows + 0.1) / fig.get_figheight(), 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -291,7 +303,7 @@ def main(args: Args) -> None:
     for method, record in records.items():
         (results / f"{method}.json").write_text(json.dumps(record, indent=2) + "\n")
     plot_curves([r for r in curve_rows if not r["method"].startswith("prior-alone")], prior_alone, args.env,
-                results / "curves.png", args.bootstrap_reps)
+                results / "curves.png", args.bootstrap_reps, [list(t) for t in task_sets])
     for row in aggregate_rows:
         print(f"{row['method']:<40}{row['split']:<6} {row['tasks']} task(s) x {row['seeds']} seeds  mean {row['mean']:.3f} "
               f"[{row['mean_low']:.3f}, {row['mean_high']:.3f}]  IQM {row['iqm']:.3f} [{row['iqm_low']:.3f}, {row['iqm_high']:.3f}]")
