@@ -305,7 +305,7 @@ def main(args: Args) -> None:
     plot_curves([r for r in curve_rows if not r["method"].startswith("prior-alone")], prior_alone, args.env,
                 results / "curves.png", args.bootstrap_reps, [list(t) for t in task_sets])
     for row in aggregate_rows:
-        print(f"{row['method']:<40}{row['split']:<6} {row['tasks']} task(s) x {row['seeds']} seeds  mean {row['mean']:.3f} "
+        print(f"{row['method']:<46} {row['split']:<6} {row['tasks']} task(s) x {row['seeds']} seeds  mean {row['mean']:.3f} "
               f"[{row['mean_low']:.3f}, {row['mean_high']:.3f}]  IQM {row['iqm']:.3f} [{row['iqm_low']:.3f}, {row['iqm_high']:.3f}]")
     for row in comparison_rows:
         print(f"{row['method']} vs {row['baseline']} ({row['split']}, {row['tasks']} task(s)): difference "
