@@ -77,7 +77,7 @@ stage2-results: install $(K1_PRIOR)/config.json
 
 # The comparison grids (benchmarks/grid.py: resumable, a finished run is skipped, also one archived in
 # results/<env>/summaries/; two runs side by side on 2 cores). Measured CPU time per part: README, "Results".
-# CLEVR-Robot: 5 seeds of every method (about 2.5 hours on 2 cores with native bf16, priors included)
+# CLEVR-Robot: 5 seeds of every method (about 1.2 hours on 2 cores with native bf16, the priors included)
 CLEVR_SEEDS = 1,2,3,4,5
 GRID = $(PYTHON) benchmarks/grid.py --jobs 2
 clevr-results: install $(CLEVR_PRIORS)
@@ -89,7 +89,7 @@ clevr-results: install $(CLEVR_PRIORS)
 	$(MAKE) report
 
 # Meta-World: PPO and LaGO on all 10 MT10 tasks x 3 seeds; undecayed guidance and the other two priors on 3 tasks x 3 seeds
-# (about 3 hours on 2 cores with native bf16, priors included)
+# (about 2 hours on 2 cores with native bf16, the priors included)
 MW_SUBSET = reach-v3,drawer-close-v3,window-open-v3
 metaworld-results: install $(METAWORLD_PRIORS)
 	$(GRID) --env metaworld --tasks mt10 --methods ppo,prior-alone-smollm2-135m --seeds 1,2,3

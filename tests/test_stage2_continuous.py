@@ -87,7 +87,8 @@ def test_both_scripts_schedule_the_guidance_alike(schedule):
         assert guidance_coef(continuous, progress) == lago_clevr_discrete.guidance_coef(discrete, progress)
 
 
-def test_default_prior_path_follows_the_llm():
+def test_default_prior_path_follows_the_llm(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no checkpoints/ here, whatever has been fine-tuned in the repository
     with pytest.raises(SystemExit, match=r"--prior-path: checkpoints/prior__metaworld__gemma3-270m__1 is not a LaGO prior"):
         lago_metaworld_continuous.check_args(Args(llm="gemma3-270m", prior_path=None))
 

@@ -101,7 +101,8 @@ def test_categorical_kl_matches_torch():
     assert not torch.allclose(categorical_kl(p_logits, q_logits), categorical_kl(q_logits, p_logits))
 
 
-def test_default_prior_path_follows_the_llm():
+def test_default_prior_path_follows_the_llm(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no checkpoints/ here, whatever has been fine-tuned in the repository
     args = Args(llm="gemma3-270m", prior_path=None)
     with pytest.raises(SystemExit, match=r"--prior-path: checkpoints/prior__clevr__gemma3-270m__1 is not a LaGO prior"):
         lago_clevr_discrete.check_args(args)
