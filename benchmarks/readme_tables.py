@@ -37,10 +37,24 @@ def state_tokens(count: int) -> str:
     return f"{count} state token{'s' * (count > 1)}"
 
 
-def _load(path: Path, make_target: str) -> dict:
+BENCHMARKS = (("clevr", "CLEVR-Robot"), ("metaworld", "Meta-World"))  # results/<folder>, the name in the tables
+
+
+def _require(path: Path, make_target: str) -> Path:
     if not path.is_file():
         raise SystemExit(f"readme_tables.py: error: {path} is missing; run `make {make_target}` first")
-    return json.loads(path.read_text())
+    return path
+
+
+def _load(path: Path, make_target: str) -> dict:
+    return json.loads(_require(path, make_target).read_text())
+
+
+def _load_csv(path: Path, make_target: str) -> list[dict]:
+    import csv
+
+    with open(_require(path, make_target), newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def env_table(results: Path = RESULTS) -> str:
@@ -162,12 +176,8 @@ def run_notes(settings: dict, folder: Path) -> list[str]:
 
 
 def clevr_table(results: Path = RESULTS) -> str:
-    import csv
-
-    path = results / "clevr" / "aggregate.csv"
-    if not path.is_file():
-        raise SystemExit(f"readme_tables.py: error: {path} is missing; run `make clevr-results` first")
-    rows = {(r["method"], r["split"]): r for r in csv.DictReader(open(path)) if r["task_set"] == "all"}
+    rows = {(r["method"], r["split"]): r for r in _load_csv(results / "clevr" / "aggregate.csv", "clevr-results")
+            if r["task_set"] == "all"}
     settings = json.loads((results / "clevr" / "settings.json").read_text())
     lines = [
         "| method | seeds | train goals: mean success [95% CI] | IQM | held-out test goals: mean success [95% CI] | IQM |",
@@ -184,13 +194,9 @@ def clevr_table(results: Path = RESULTS) -> str:
 
 
 def metaworld_table(results: Path = RESULTS) -> str:
-    import csv
-
     folder = results / "metaworld"
-    if not (folder / "aggregate.csv").is_file():
-        raise SystemExit(f"readme_tables.py: error: {folder / 'aggregate.csv'} is missing; run `make metaworld-results` first")
-    aggregate = list(csv.DictReader(open(folder / "aggregate.csv")))
-    per_task = list(csv.DictReader(open(folder / "per_task.csv")))
+    aggregate = _load_csv(folder / "aggregate.csv", "metaworld-results")
+    per_task = _load_csv(folder / "per_task.csv", "metaworld-results")
     settings = json.loads((folder / "settings.json").read_text())
     lines = [
         "| tasks | method | tasks x seeds | mean success [95% CI] | IQM [95% CI] |",
@@ -220,19 +226,14 @@ QUESTIONS = [  # (the question a comparison answers, how to recognise it from it
 
 def results_table(results: Path = RESULTS) -> str:
     """The answers: every comparison of report.py --compare on both benchmarks, with its verdict."""
-    import csv
-
     lines = [
         "| question | benchmark | method - baseline | tasks x seeds | difference in mean success [95% CI] "
         "| P(method beats baseline) [95% CI] | answer |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     rows = []
-    for env, title in (("clevr", "CLEVR-Robot"), ("metaworld", "Meta-World")):
-        path = results / env / "comparisons.csv"
-        if not path.is_file():
-            raise SystemExit(f"readme_tables.py: error: {path} is missing; run `make report` first")
-        for r in csv.DictReader(open(path)):
+    for env, title in BENCHMARKS:
+        for r in _load_csv(results / env / "comparisons.csv", "report"):
             question = next((q for q, match in QUESTIONS if match(r["method"], r["baseline"])), "other")
             bench = f"{title}, {'held-out test goals' if r['split'] == 'test' else 'train goals'}" if env == "clevr" else title
             rows.append((question, bench, r))
@@ -250,18 +251,14 @@ def results_table(results: Path = RESULTS) -> str:
 
 def budget_table(results: Path = RESULTS) -> str:
     """What the grid cost: the measured wall time of every run and of fine-tuning each prior."""
-    import csv
     import statistics
 
     lines = ["| benchmark | method | runs | env steps per run | median wall time per run | CPU time, all runs |",
              "| --- | --- | --- | --- | --- | --- |"]
     total = 0.0
-    for env, title in (("clevr", "CLEVR-Robot"), ("metaworld", "Meta-World")):
-        path = results / env / "runs.csv"
-        if not path.is_file():
-            raise SystemExit(f"readme_tables.py: error: {path} is missing; run `make report` first")
+    for env, title in BENCHMARKS:
         first_split = {}
-        for r in csv.DictReader(open(path)):  # one row per run (its first split)
+        for r in _load_csv(results / env / "runs.csv", "report"):  # one row per run (its first split)
             first_split.setdefault((r["method"], r["task"], r["seed"]), r)
         for method in sorted({m for m, _, _ in first_split}, key=lambda m: (m.startswith("prior-alone"), m)):
             runs = [r for (m, _, _), r in first_split.items() if m == method]
