@@ -91,7 +91,14 @@ def interval_estimates(scores: dict[str, np.ndarray], reps: int) -> tuple[dict, 
     def aggregate(x):
         return np.array([metrics.aggregate_mean(x), metrics.aggregate_iqm(x)])
 
-    return rly.get_interval_estimates(scores, aggregate, reps=reps)
+    # rliable draws its resamples from numpy's global generator (its random_state argument does not reach them):
+    # seed it for reproducible CIs, so that rerunning the report leaves the committed files unchanged
+    state = np.random.get_state()
+    np.random.seed(0)
+    try:
+        return rly.get_interval_estimates(scores, aggregate, reps=reps)
+    finally:
+        np.random.set_state(state)
 
 
 def bootstrap_band(table: np.ndarray, rng: np.random.Generator, reps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -111,7 +118,7 @@ def curve_table(rows: list[dict]) -> tuple[list[int], np.ndarray]:
 
 
 def plot_curves(curves: list[dict], prior_alone: dict[tuple[str, str, str], float], env: str, path: Path, reps: int,
-                task_sets: list[list[str]]) -> None:
+                task_sets: list[list[str]], method_tasks: dict[str, list[str]]) -> None:
     """One panel per goal split (CLEVR-Robot), or per task set of aggregate.csv and per task (Meta-World); a
     panel shows the methods that ran all of its tasks."""
     import warnings
@@ -137,12 +144,10 @@ def plot_curves(curves: list[dict], prior_alone: dict[tuple[str, str, str], floa
     alone_methods = sorted({m for m, _, _ in prior_alone})
     palette = plt.get_cmap("tab20").colors if len(methods) + len(alone_methods) > 10 else [f"C{i}" for i in range(10)]
     color = {method: palette[i % len(palette)] for i, method in enumerate(methods + alone_methods)}
-    ran = {m: {r["task"] for r in curves if r["method"] == m} for m in methods}
-    ran.update({m: {t for (a, t, _) in prior_alone if a == m} for m in alone_methods})
     legend = {}
     for ax, (panel_tasks, split, title) in zip(axes.flat, panels):
         for method in methods:
-            if not set(panel_tasks) <= ran[method]:
+            if not set(panel_tasks) <= set(method_tasks[method]):
                 continue
             steps, table = curve_table([r for r in curves if r["method"] == method and r["split"] == split
                                         and r["task"] in panel_tasks])
@@ -153,7 +158,7 @@ def plot_curves(curves: list[dict], prior_alone: dict[tuple[str, str, str], floa
             legend[method] = ax.plot(steps, mean, color=color[method], label=f"{method} ({len(table)} seeds)")[0]
             ax.fill_between(steps, low, high, color=color[method], alpha=0.2)
         for method in alone_methods:
-            if set(panel_tasks) <= ran[method]:
+            if set(panel_tasks) <= set(method_tasks[method]):
                 value = float(np.mean([prior_alone[(method, t, split)] for t in panel_tasks]))
                 legend[method] = ax.axhline(value, color=color[method], linestyle="--", label=method)
         ax.set_title(title, fontsize=9 if "\n" in title else None)
@@ -282,9 +287,11 @@ def main(args: Args) -> None:
     comparison_rows = [row for split in splits for row in compare_rows(run_rows, pairs, split, args.bootstrap_reps)]
     if comparison_rows:
         write_csv(results / "comparisons.csv", comparison_rows)
+    else:  # no --compare: no comparisons, rather than those of an earlier report over other runs
+        (results / "comparisons.csv").unlink(missing_ok=True)
     if args.env == "metaworld":
         per_task = [row for task in tasks for row in estimate_rows(
-            run_rows, [m for m in methods if any(r["task"] == task for r in run_rows if r["method"] == m)],
+            run_rows, [m for m in methods if task in method_tasks[m]],
             "train", [task], args.bootstrap_reps, task=task)]
         write_csv(results / "per_task.csv", per_task)
     settings = {run["grid_method"]: {k: run["args"].get(k) for k in
@@ -303,7 +310,7 @@ def main(args: Args) -> None:
     for method, record in records.items():
         (results / f"{method}.json").write_text(json.dumps(record, indent=2) + "\n")
     plot_curves([r for r in curve_rows if not r["method"].startswith("prior-alone")], prior_alone, args.env,
-                results / "curves.png", args.bootstrap_reps, [list(t) for t in task_sets])
+                results / "curves.png", args.bootstrap_reps, [list(t) for t in task_sets], method_tasks)
     for row in aggregate_rows:
         print(f"{row['method']:<46} {row['split']:<6} {row['tasks']} task(s) x {row['seeds']} seeds  mean {row['mean']:.3f} "
               f"[{row['mean_low']:.3f}, {row['mean_high']:.3f}]  IQM {row['iqm']:.3f} [{row['iqm_low']:.3f}, {row['iqm_high']:.3f}]")

@@ -138,6 +138,20 @@ def test_report_compares_methods_with_bootstrap_cis(small_grid, tmp_path):
         assert 0 <= float(row["p_improvement_low"]) <= float(row["p_improvement"]) <= float(row["p_improvement_high"]) <= 1
     with pytest.raises(SystemExit, match="--compare: 'ppo:sac' is not a pair"):
         report.main(report.Args(env="clevr", runs=out, results=tmp_path, bootstrap_reps=50, compare="ppo:sac"))
+    report.main(report.Args(env="clevr", runs=out, results=tmp_path, bootstrap_reps=50))  # no --compare
+    assert not (tmp_path / "comparisons.csv").exists()  # no stale comparisons left behind
+
+
+def test_bootstrap_cis_are_reproducible_and_leave_numpy_alone():
+    scores = {"a": np.random.default_rng(1).random((5, 3)), "b": np.random.default_rng(2).random((5, 3))}
+    np.random.seed(123)
+    expected_next = np.random.random()
+    np.random.seed(123)
+    first = report.interval_estimates(scores, 500)
+    assert np.random.random() == expected_next  # the global generator is where it was
+    second = report.interval_estimates(scores, 500)
+    for method in scores:
+        assert np.array_equal(first[1][method], second[1][method])  # the same CIs on every run of the report
 
 
 def test_probability_of_improvement_counts_ties_half():
