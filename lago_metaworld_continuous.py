@@ -20,6 +20,7 @@ this file reproduces that file's run for the same seed.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import sys
@@ -38,6 +39,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from envs.metaworld_tasks import MT10_TASKS, make_metaworld_env, task_prompt
 from finetune_prior import PriorError, load_prior, read_prior_config
+from rundir import RunDirError, open_run_dir
 
 
 @dataclass
@@ -52,6 +54,8 @@ class Args:
     """if toggled, cuda will be enabled by default"""
     run_dir: Optional[str] = None
     """where the TensorBoard log and summary.json go; default runs/<run name>"""
+    overwrite: bool = False
+    """replace the run already in --run-dir (its summary and TensorBoard events) instead of refusing it"""
 
     # Algorithm specific arguments
     task: str = "reach-v3"
@@ -70,6 +74,8 @@ class Args:
     """the discount factor gamma"""
     gae_lambda: float = 0.95
     """the lambda for the general advantage estimation"""
+    bootstrap_truncation: bool = True
+    """bootstrap the value target at time limits from V(final obs); off: treat them as terminal, as CleanRL does"""
     num_minibatches: int = 32
     """the number of mini-batches"""
     update_epochs: int = 10
@@ -126,7 +132,9 @@ class Args:
     """the number of iterations (computed in runtime)"""
 
 
-EVAL_SEED = 1_000_000  # evaluation episodes are seeded apart from training
+EVAL_SEED = 1_000_000  # evaluation episodes are seeded apart from training; it also fixes the held-out goal positions
+EVAL_GOALS = {"train": "the 50 goal positions of the training env (env seed = --seed)",
+              "test": f"50 held-out goal positions (env seed {EVAL_SEED}, never trained on)"}
 DEFAULT_LLM = "smollm2-135m"
 
 
@@ -142,12 +150,17 @@ def check_args(args: Args) -> Args:
                  "max_episode_steps", "eval_interval", "eval_episodes"):
         if getattr(args, name) <= 0:
             fail(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
-    if args.guidance_coef < 0:
-        fail(f"--guidance-coef must be >= 0, got {args.guidance_coef}")
-    if not 0 < args.guidance_decay_end <= 1:
-        fail(f"--guidance-decay-end must be in (0, 1], got {args.guidance_decay_end}")
-    if not 0 < args.prior_fraction <= 1:
-        fail(f"--prior-fraction must be in (0, 1], got {args.prior_fraction}")
+    for name, valid, expected in (
+        ("learning_rate", args.learning_rate > 0, "> 0"), ("gamma", 0 < args.gamma <= 1, "in (0, 1]"),
+        ("gae_lambda", 0 <= args.gae_lambda <= 1, "in [0, 1]"), ("clip_coef", args.clip_coef > 0, "> 0"),
+        ("max_grad_norm", args.max_grad_norm > 0, "> 0"), ("ent_coef", args.ent_coef >= 0, ">= 0"),
+        ("vf_coef", args.vf_coef >= 0, ">= 0"), ("target_kl", args.target_kl is None or args.target_kl > 0, "> 0"),
+        ("guidance_coef", args.guidance_coef >= 0, ">= 0"),
+        ("guidance_decay_end", 0 < args.guidance_decay_end <= 1, "in (0, 1]"),
+        ("prior_fraction", 0 < args.prior_fraction <= 1, "in (0, 1]"),
+    ):
+        if not valid or not math.isfinite(getattr(args, name) or 0.0):
+            fail(f"--{name.replace('_', '-')} must be finite and {expected}, got {getattr(args, name)}")
     args.batch_size = int(args.num_envs * args.num_steps)
     args.minibatch_size = int(args.batch_size // args.num_minibatches)
     args.num_iterations = args.total_timesteps // args.batch_size
@@ -249,10 +262,29 @@ class Agent(nn.Module):
         return action, probs.log_prob(action).sum(1), probs.entropy().sum(1), self.critic(x), action_mean, action_std
 
 
+def compute_advantages(rewards, values, dones, final_values, next_value, next_done, gamma: float, gae_lambda: float):
+    """GAE over one rollout (CleanRL's loop). A step that ends its episode at the time limit is not terminal: its
+    target bootstraps from `final_values[t]`, the value of the episode's final observation (0 at other steps)."""
+    advantages = torch.zeros_like(rewards)
+    lastgaelam = 0
+    num_steps = len(rewards)
+    for t in reversed(range(num_steps)):
+        if t == num_steps - 1:
+            nextnonterminal = 1.0 - next_done
+            nextvalues = next_value
+        else:
+            nextnonterminal = 1.0 - dones[t + 1]
+            nextvalues = values[t + 1]
+        delta = rewards[t] + gamma * (nextvalues * nextnonterminal + final_values[t]) - values[t]
+        advantages[t] = lastgaelam = delta + gamma * gae_lambda * nextnonterminal * lastgaelam
+    return advantages
+
+
 @torch.no_grad()
-def evaluate(agent: Agent, args: Args, device: torch.device) -> dict[str, float]:
-    """Mean action on `args.eval_episodes` fixed-seed episodes, each stopped at its first success."""
-    env = make_env(args.task, EVAL_SEED, args.max_episode_steps)()  # the same 50 goals for every run
+def evaluate(agent: Agent, args: Args, goal_split: str, device: torch.device) -> dict[str, float]:
+    """Mean action on `args.eval_episodes` fixed-seed episodes, each a success if it succeeds at any step (and
+    stopped there); train: the training env's 50 goal positions, test: the 50 held-out ones of EVAL_SEED."""
+    env = make_env(args.task, args.seed if goal_split == "train" else EVAL_SEED, args.max_episode_steps)()
     successes, returns = [], []
     for episode in range(args.eval_episodes):
         obs, _ = env.reset(seed=EVAL_SEED + episode)
@@ -271,12 +303,14 @@ def evaluate(agent: Agent, args: Args, device: torch.device) -> dict[str, float]
 
 
 def run_evaluations(agent, args, device, writer, global_step, history) -> dict:
-    result = {"train": evaluate(agent, args, device)}
-    for name, value in result["train"].items():
-        writer.add_scalar(f"eval/{name}", value, global_step)
+    result = {split: evaluate(agent, args, split, device) for split in ("train", "test")}
+    for split, metrics in result.items():
+        prefix = "eval" if split == "train" else f"eval_{split}"
+        for name, value in metrics.items():
+            writer.add_scalar(f"{prefix}/{name}", value, global_step)
     history.append({"global_step": global_step, **result})
-    print(f"global_step={global_step}, eval success {result['train']['success_rate']:.2f} "
-          f"return {result['train']['return']:.2f}", flush=True)
+    print(f"global_step={global_step}, eval " + ", ".join(
+        f"{split} success {m['success_rate']:.2f} return {m['return']:.2f}" for split, m in result.items()), flush=True)
     return result
 
 
@@ -295,6 +329,10 @@ if __name__ == "__main__":
     probe.close()
     prompt = task_prompt(args.task)
 
+    try:
+        open_run_dir(run_dir, args.overwrite)  # one writer per run directory
+    except RunDirError as error:
+        sys.exit(f"{args.exp_name}.py: error: {error}")
     writer = SummaryWriter(run_dir)
     writer.add_text(
         "hyperparameters",
@@ -329,6 +367,7 @@ if __name__ == "__main__":
     rewards = torch.zeros((args.num_steps, args.num_envs)).to(device)
     dones = torch.zeros((args.num_steps, args.num_envs)).to(device)
     values = torch.zeros((args.num_steps, args.num_envs)).to(device)
+    final_values = torch.zeros((args.num_steps, args.num_envs)).to(device)  # V(final obs) where a time limit hit
 
     # TRY NOT TO MODIFY: start the game
     global_step = 0
@@ -337,6 +376,7 @@ if __name__ == "__main__":
     next_obs, _ = envs.reset(seed=args.seed)
     next_obs = torch.Tensor(next_obs).to(device)
     next_done = torch.zeros(args.num_envs).to(device)
+    episode_success = np.zeros(args.num_envs)  # whether each env's current episode has succeeded yet
     evaluations: list[dict] = []
     eval_seconds = 0.0
 
@@ -368,12 +408,26 @@ if __name__ == "__main__":
             rewards[step] = torch.tensor(reward).to(device).view(-1)
             next_obs, next_done = torch.Tensor(next_obs).to(device), torch.Tensor(next_done).to(device)
 
+            # a time limit is not a terminal state: bootstrap from the value of the episode's final observation
+            final_values[step] = 0.0
+            time_limited = truncations & ~terminations
+            if args.bootstrap_truncation and time_limited.any():
+                final_obs = torch.Tensor(np.stack(infos["final_obs"][time_limited])).to(device)
+                with torch.no_grad():
+                    final_values[step, torch.from_numpy(time_limited)] = agent.get_value(agent.obs_norm(final_obs)).flatten()
+
+            # success at any step of the episode, as Meta-World reports it (a CLEVR-Robot episode ends on success)
+            step_success = infos["success"] if "success" in infos else np.zeros(args.num_envs)
+            if "final_info" in infos:  # an env that just ended reports its new episode in `infos`, its last step here
+                step_success = np.where(infos["_final_info"], infos["final_info"]["success"], step_success)
+            episode_success = np.maximum(episode_success, step_success)
             if "final_info" in infos and "episode" in infos["final_info"]:
                 episode, ended = infos["final_info"]["episode"], infos["final_info"]["_episode"]
                 for i in np.flatnonzero(ended):
                     writer.add_scalar("charts/episodic_return", episode["r"][i], global_step)
                     writer.add_scalar("charts/episodic_length", episode["l"][i], global_step)
-                    writer.add_scalar("charts/episodic_success", infos["final_info"]["success"][i], global_step)
+                    writer.add_scalar("charts/episodic_success", episode_success[i], global_step)
+                episode_success[ended] = 0.0
 
         # LaGO: the frozen prior's mean and std for the batch (raw observations + task prompt), once per rollout
         b_prior_mean = torch.zeros((args.batch_size, action_dim), device=device)
@@ -384,7 +438,10 @@ if __name__ == "__main__":
             queried = np.arange(args.batch_size)
             if args.prior_fraction < 1:
                 queried = np.sort(prior_rng.choice(args.batch_size, max(1, round(args.prior_fraction * args.batch_size)), replace=False))
-            prior_mean, prior_std = prior(raw_obs.reshape(args.batch_size, -1)[queried], [prompt] * len(queried))
+            try:
+                prior_mean, prior_std = prior(raw_obs.reshape(args.batch_size, -1)[queried], [prompt] * len(queried))
+            except PriorError as error:  # non-finite outputs
+                sys.exit(f"{args.exp_name}.py: error: {error}; no summary written")
             b_prior_mean[queried], b_prior_std[queried] = prior_mean.to(device), prior_std.to(device)
             b_has_prior[queried] = True
             prior_seconds = time.time() - prior_start
@@ -402,17 +459,8 @@ if __name__ == "__main__":
         # bootstrap value if not done
         with torch.no_grad():
             next_value = agent.get_value(agent.obs_norm(next_obs)).reshape(1, -1)
-            advantages = torch.zeros_like(rewards).to(device)
-            lastgaelam = 0
-            for t in reversed(range(args.num_steps)):
-                if t == args.num_steps - 1:
-                    nextnonterminal = 1.0 - next_done
-                    nextvalues = next_value
-                else:
-                    nextnonterminal = 1.0 - dones[t + 1]
-                    nextvalues = values[t + 1]
-                delta = rewards[t] + args.gamma * nextvalues * nextnonterminal - values[t]
-                advantages[t] = lastgaelam = delta + args.gamma * args.gae_lambda * nextnonterminal * lastgaelam
+            advantages = compute_advantages(rewards, values, dones, final_values, next_value, next_done,
+                                            args.gamma, args.gae_lambda)
             returns = advantages + values
 
         # flatten the batch
@@ -480,6 +528,10 @@ if __name__ == "__main__":
                     guidance_kl = kl.mean() if len(kl) else newmean.sum() * 0.0
                     loss = loss + beta * guidance_kl
 
+                if not torch.isfinite(loss):
+                    sys.exit(f"{args.exp_name}.py: error: the loss is {loss.item()} in update {iteration} (epoch {epoch + 1}, "
+                             f"global step {global_step}): training diverged, no summary written")
+
                 optimizer.zero_grad()
                 loss.backward()
                 nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
@@ -517,13 +569,14 @@ if __name__ == "__main__":
     summary = {
         "env_id": args.task, "method": args.exp_name, "seed": args.seed, "global_step": global_step,
         "wall_seconds": round(wall_seconds, 1), "sps": round(global_step / wall_seconds, 1),
-        "eval_seconds": round(eval_seconds, 1), "prior_seconds": round(prior_seconds_total, 1), "llm": args.llm,
+        "eval_seconds": round(eval_seconds, 1), "eval_goals": EVAL_GOALS, "prior_seconds": round(prior_seconds_total, 1), "llm": args.llm,
         "prior_dtype": str(prior.dtype).removeprefix("torch."),
         "final_eval": final, "evaluations": evaluations, "args": asdict(args),
     }
     with open(os.path.join(run_dir, "summary.json.tmp"), "w") as f:
         json.dump(summary, f, indent=2)
     os.replace(os.path.join(run_dir, "summary.json.tmp"), os.path.join(run_dir, "summary.json"))
-    print(f"wrote {os.path.join(run_dir, 'summary.json')}: train success {final['train']['success_rate']:.2f}")
+    print(f"wrote {os.path.join(run_dir, 'summary.json')}: " + ", ".join(
+        f"{split} success {m['success_rate']:.2f}" for split, m in final.items()))
     envs.close()
     writer.close()

@@ -7,8 +7,13 @@ CleanRL's `ppo.py` (Discrete actions: CLEVR-Robot) and `ppo_continuous_action.py
 a Meta-World MT10 task), with the same networks, defaults and TensorBoard tags. Added: a
 goal-conditioned observation on CLEVR-Robot (ball positions + the 14-number goal encoding),
 observation normalisation inside the agent (so that evaluation uses the training statistics),
-periodic and final greedy evaluation (`eval/success_rate`, `eval/return`; CLEVR-Robot also on the
-held-out test goals, `eval_test/*`), and `summary.json` in the run directory.
+periodic and final greedy evaluation on the training goals (`eval/success_rate`, `eval/return`) and
+on held-out goals (`eval_test/*`: CLEVR-Robot's held-out colour/relation pairs, Meta-World's goal
+positions of another seed), and `summary.json` in the run directory. An episode is a success if it
+succeeds at any step, as Meta-World reports it, in training logs and evaluations alike.
+
+Unlike CleanRL, a time limit is not a terminal state: a truncated episode's last step bootstraps
+its value target from V(final observation) (`--no-bootstrap-truncation` restores CleanRL's rule).
 
 `lago_clevr_discrete.py` and `lago_metaworld_continuous.py` are this file plus the prior's
 guidance; with `--guidance-coef 0` they reproduce this file's runs exactly.
@@ -17,6 +22,7 @@ guidance; with `--guidance-coef 0` they reproduce this file's runs exactly.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import sys
@@ -36,6 +42,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from envs.clevr_robot import ENV_ID as CLEVR_ENV_ID  # importing envs registers CLEVRRobot-v0
 from envs.metaworld_tasks import MT10_TASKS, make_metaworld_env
+from rundir import RunDirError, open_run_dir
 
 
 @dataclass
@@ -50,6 +57,8 @@ class Args:
     """if toggled, cuda will be enabled by default"""
     run_dir: Optional[str] = None
     """where the TensorBoard log and summary.json go; default runs/<run name>"""
+    overwrite: bool = False
+    """replace the run already in --run-dir (its summary and TensorBoard events) instead of refusing it"""
 
     # Algorithm specific arguments
     env_id: str = CLEVR_ENV_ID
@@ -68,6 +77,8 @@ class Args:
     """the discount factor gamma"""
     gae_lambda: float = 0.95
     """the lambda for the general advantage estimation"""
+    bootstrap_truncation: bool = True
+    """bootstrap the value target at time limits from V(final obs); off: treat them as terminal, as CleanRL does"""
     num_minibatches: Optional[int] = None
     """the number of mini-batches (default 4 Discrete, 32 Box)"""
     update_epochs: Optional[int] = None
@@ -113,7 +124,13 @@ DEFAULTS = {
     "continuous": dict(total_timesteps=1_000_000, learning_rate=3e-4, num_envs=1, num_steps=2048, num_minibatches=32,
                        update_epochs=10, ent_coef=0.0, hidden_size=64, max_episode_steps=500),
 }
-EVAL_SEED = 1_000_000  # evaluation episodes are seeded apart from training
+EVAL_SEED = 1_000_000  # evaluation episodes are seeded apart from training; on Meta-World it fixes the held-out goals
+EVAL_GOALS = {  # what the two evaluation splits are, for the records
+    "clevr": {"train": "CLEVR-Robot training goals",
+              "test": "CLEVR-Robot held-out goals (colour/relation pairs never trained on)"},
+    "metaworld": {"train": "the 50 goal positions of the training env (env seed = --seed)",
+                  "test": f"50 held-out goal positions (env seed {EVAL_SEED}, never trained on)"},
+}
 
 
 def fill_defaults(args: Args) -> Args:
@@ -129,6 +146,14 @@ def fill_defaults(args: Args) -> Args:
                  "max_episode_steps", "eval_interval", "eval_episodes"):
         if getattr(args, name) <= 0:
             sys.exit(f"{args.exp_name}.py: error: --{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
+    for name, valid, expected in (
+        ("learning_rate", args.learning_rate > 0, "> 0"), ("gamma", 0 < args.gamma <= 1, "in (0, 1]"),
+        ("gae_lambda", 0 <= args.gae_lambda <= 1, "in [0, 1]"), ("clip_coef", args.clip_coef > 0, "> 0"),
+        ("max_grad_norm", args.max_grad_norm > 0, "> 0"), ("ent_coef", args.ent_coef >= 0, ">= 0"),
+        ("vf_coef", args.vf_coef >= 0, ">= 0"), ("target_kl", args.target_kl is None or args.target_kl > 0, "> 0"),
+    ):
+        if not valid or not math.isfinite(getattr(args, name) or 0.0):
+            sys.exit(f"{args.exp_name}.py: error: --{name.replace('_', '-')} must be finite and {expected}, got {getattr(args, name)}")
     args.batch_size = int(args.num_envs * args.num_steps)
     args.minibatch_size = int(args.batch_size // args.num_minibatches)
     args.num_iterations = args.total_timesteps // args.batch_size
@@ -241,10 +266,29 @@ class GaussianAgent(nn.Module):
         return self.actor_mean(x)
 
 
+def compute_advantages(rewards, values, dones, final_values, next_value, next_done, gamma: float, gae_lambda: float):
+    """GAE over one rollout (CleanRL's loop). A step that ends its episode at the time limit is not terminal: its
+    target bootstraps from `final_values[t]`, the value of the episode's final observation (0 at other steps)."""
+    advantages = torch.zeros_like(rewards)
+    lastgaelam = 0
+    num_steps = len(rewards)
+    for t in reversed(range(num_steps)):
+        if t == num_steps - 1:
+            nextnonterminal = 1.0 - next_done
+            nextvalues = next_value
+        else:
+            nextnonterminal = 1.0 - dones[t + 1]
+            nextvalues = values[t + 1]
+        delta = rewards[t] + gamma * (nextvalues * nextnonterminal + final_values[t]) - values[t]
+        advantages[t] = lastgaelam = delta + gamma * gae_lambda * nextnonterminal * lastgaelam
+    return advantages
+
+
 @torch.no_grad()
 def evaluate(agent: nn.Module, args: Args, goal_split: str, device: torch.device) -> dict[str, float]:
-    """Greedy (argmax / mean) policy on `args.eval_episodes` fixed-seed episodes; success and return."""
-    env = make_env(args.env_id, EVAL_SEED, args.max_episode_steps, goal_split)()  # Meta-World: the same goals for every run
+    """Greedy (argmax / mean) policy on `args.eval_episodes` fixed-seed episodes of a goal split; success (at any
+    step) and return. Meta-World's train goals are the training env's, its test goals those of EVAL_SEED."""
+    env = make_env(args.env_id, args.seed if goal_split == "train" else EVAL_SEED, args.max_episode_steps, goal_split)()
     successes, returns = [], []
     for episode in range(args.eval_episodes):
         obs, _ = env.reset(seed=EVAL_SEED + episode)
@@ -264,8 +308,7 @@ def evaluate(agent: nn.Module, args: Args, goal_split: str, device: torch.device
 
 
 def run_evaluations(agent, args, device, writer, global_step, history) -> dict:
-    splits = ("train", "test") if args.env_id == CLEVR_ENV_ID else ("train",)
-    result = {split: evaluate(agent, args, split, device) for split in splits}
+    result = {split: evaluate(agent, args, split, device) for split in ("train", "test")}
     for split, metrics in result.items():
         prefix = "eval" if split == "train" else f"eval_{split}"
         for name, value in metrics.items():
@@ -280,6 +323,10 @@ if __name__ == "__main__":
     args = fill_defaults(tyro.cli(Args))
     run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     run_dir = args.run_dir or f"runs/{run_name}"
+    try:
+        open_run_dir(run_dir, args.overwrite)  # one writer per run directory
+    except RunDirError as error:
+        sys.exit(f"{args.exp_name}.py: error: {error}")
     writer = SummaryWriter(run_dir)
     writer.add_text(
         "hyperparameters",
@@ -316,6 +363,7 @@ if __name__ == "__main__":
     rewards = torch.zeros((args.num_steps, args.num_envs)).to(device)
     dones = torch.zeros((args.num_steps, args.num_envs)).to(device)
     values = torch.zeros((args.num_steps, args.num_envs)).to(device)
+    final_values = torch.zeros((args.num_steps, args.num_envs)).to(device)  # V(final obs) where a time limit hit
 
     # TRY NOT TO MODIFY: start the game
     global_step = 0
@@ -323,6 +371,7 @@ if __name__ == "__main__":
     next_obs, _ = envs.reset(seed=args.seed)
     next_obs = torch.Tensor(next_obs).to(device)
     next_done = torch.zeros(args.num_envs).to(device)
+    episode_success = np.zeros(args.num_envs)  # whether each env's current episode has succeeded yet
     evaluations: list[dict] = []
     eval_seconds = 0.0
 
@@ -352,27 +401,32 @@ if __name__ == "__main__":
             rewards[step] = torch.tensor(reward).to(device).view(-1)
             next_obs, next_done = torch.Tensor(next_obs).to(device), torch.Tensor(next_done).to(device)
 
+            # a time limit is not a terminal state: bootstrap from the value of the episode's final observation
+            final_values[step] = 0.0
+            time_limited = truncations & ~terminations
+            if args.bootstrap_truncation and time_limited.any():
+                final_obs = torch.Tensor(np.stack(infos["final_obs"][time_limited])).to(device)
+                with torch.no_grad():
+                    final_values[step, torch.from_numpy(time_limited)] = agent.get_value(agent.obs_norm(final_obs)).flatten()
+
+            # success at any step of the episode, as Meta-World reports it (a CLEVR-Robot episode ends on success)
+            step_success = infos["success"] if "success" in infos else np.zeros(args.num_envs)
+            if "final_info" in infos:  # an env that just ended reports its new episode in `infos`, its last step here
+                step_success = np.where(infos["_final_info"], infos["final_info"]["success"], step_success)
+            episode_success = np.maximum(episode_success, step_success)
             if "final_info" in infos and "episode" in infos["final_info"]:
                 episode, ended = infos["final_info"]["episode"], infos["final_info"]["_episode"]
                 for i in np.flatnonzero(ended):
                     writer.add_scalar("charts/episodic_return", episode["r"][i], global_step)
                     writer.add_scalar("charts/episodic_length", episode["l"][i], global_step)
-                    writer.add_scalar("charts/episodic_success", infos["final_info"]["success"][i], global_step)
+                    writer.add_scalar("charts/episodic_success", episode_success[i], global_step)
+                episode_success[ended] = 0.0
 
         # bootstrap value if not done
         with torch.no_grad():
             next_value = agent.get_value(agent.obs_norm(next_obs)).reshape(1, -1)
-            advantages = torch.zeros_like(rewards).to(device)
-            lastgaelam = 0
-            for t in reversed(range(args.num_steps)):
-                if t == args.num_steps - 1:
-                    nextnonterminal = 1.0 - next_done
-                    nextvalues = next_value
-                else:
-                    nextnonterminal = 1.0 - dones[t + 1]
-                    nextvalues = values[t + 1]
-                delta = rewards[t] + args.gamma * nextvalues * nextnonterminal - values[t]
-                advantages[t] = lastgaelam = delta + args.gamma * args.gae_lambda * nextnonterminal * lastgaelam
+            advantages = compute_advantages(rewards, values, dones, final_values, next_value, next_done,
+                                            args.gamma, args.gae_lambda)
             returns = advantages + values
 
         # flatten the batch
@@ -430,6 +484,9 @@ if __name__ == "__main__":
 
                 entropy_loss = entropy.mean()
                 loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
+                if not torch.isfinite(loss):
+                    sys.exit(f"{args.exp_name}.py: error: the loss is {loss.item()} in update {iteration} (epoch {epoch + 1}, "
+                             f"global step {global_step}): training diverged, no summary written")
 
                 optimizer.zero_grad()
                 loss.backward()
@@ -466,6 +523,7 @@ if __name__ == "__main__":
         "env_id": args.env_id, "method": args.exp_name, "seed": args.seed, "global_step": global_step,
         "wall_seconds": round(wall_seconds, 1), "sps": round(global_step / wall_seconds, 1),
         "eval_seconds": round(eval_seconds, 1),
+        "eval_goals": EVAL_GOALS["clevr" if args.env_id == CLEVR_ENV_ID else "metaworld"],
         "final_eval": final, "evaluations": evaluations, "args": asdict(args),
     }
     with open(os.path.join(run_dir, "summary.json.tmp"), "w") as f:

@@ -32,3 +32,12 @@ def assert_one_sentence_error(result: subprocess.CompletedProcess, script: str, 
     assert result.returncode != 0
     assert lines and lines[-1].startswith(f"{script}: error: ") and message in lines[-1], result.stderr[-2000:]
     assert "Traceback" not in result.stderr
+
+
+def hold_lock(directory: Path, name: str = "running.lock") -> subprocess.Popen:
+    """Another process that holds a run folder's lock until it is killed (it prints `held` once it has it)."""
+    code = ("import sys, time; sys.path.insert(0, sys.argv[1]); import rundir; "
+            "lock = rundir.acquire(sys.argv[2], sys.argv[3]); print('held' if lock else 'busy', flush=True); time.sleep(600)")
+    process = subprocess.Popen([sys.executable, "-c", code, str(ROOT), str(directory), name], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "held"
+    return process

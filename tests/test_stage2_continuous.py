@@ -40,7 +40,7 @@ def test_lago_on_a_real_metaworld_task_logs_the_guidance(tmp_path, metaworld_pri
     summary = run_ok("lago_metaworld_continuous.py", tmp_path / "run", "--prior-path", str(metaworld_prior),
                      "--guidance-schedule", "linear", "--guidance-decay-end", "0.6")
     assert summary["global_step"] == 256 and summary["env_id"] == "reach-v3" and summary["llm"] == "tiny-random"
-    assert summary["prior_seconds"] >= 0 and set(summary["final_eval"]) == {"train"}
+    assert summary["prior_seconds"] >= 0 and set(summary["final_eval"]) == {"train", "test"}
     assert summary["prior_dtype"] == str(fast_dtype(torch.device("cpu"))).removeprefix("torch.")
     assert all(seconds > 0 for _, seconds in scalars(tmp_path / "run", "perf/prior_seconds"))
     assert [e["global_step"] for e in summary["evaluations"]] == [128, 256]
@@ -98,8 +98,8 @@ def test_default_prior_path_follows_the_llm(tmp_path, monkeypatch):
     [
         (["--task", "fly-v3"], "--task 'fly-v3' is not an MT10 task"),
         (["--num-steps", "0"], "--num-steps must be a positive integer, got 0"),
-        (["--guidance-decay-end", "0"], "--guidance-decay-end must be in (0, 1]"),
-        (["--prior-fraction", "1.5"], "--prior-fraction must be in (0, 1]"),
+        (["--guidance-decay-end", "0"], "--guidance-decay-end must be finite and in (0, 1]"),
+        (["--prior-fraction", "1.5"], "--prior-fraction must be finite and in (0, 1]"),
         (["--llm", "smollm2-135m"], "--llm smollm2-135m does not match the prior"),
         (["--total-timesteps", "100"], "--total-timesteps 100 must cover one batch of 2048 steps"),
     ],

@@ -112,8 +112,8 @@ def test_default_prior_path_follows_the_llm(tmp_path, monkeypatch):
     "argv, message",
     [
         (["--total-timesteps", "0"], "--total-timesteps must be a positive integer, got 0"),
-        (["--guidance-coef", "-1"], "--guidance-coef must be >= 0"),
-        (["--prior-fraction", "0"], "--prior-fraction must be in (0, 1]"),
+        (["--guidance-coef", "-1"], "--guidance-coef must be finite and >= 0"),
+        (["--prior-fraction", "0"], "--prior-fraction must be finite and in (0, 1]"),
         (["--llm", "gemma3-270m"], "--llm gemma3-270m does not match the prior"),
         (["--env-id", "reach-v3"], "--env-id must be CLEVRRobot-v0"),
     ],
@@ -148,6 +148,36 @@ def test_ppo_baseline_on_a_real_metaworld_task(tmp_path):
     summary = run_ok("ppo_baseline.py", tmp_path / "run", "--env-id", "reach-v3", "--num-envs", "2", "--num-steps", "128",
                      "--num-minibatches", "4", "--update-epochs", "2", "--total-timesteps", "512",
                      "--max-episode-steps", "64", "--eval-interval", "512", "--eval-episodes", "2")
-    assert summary["global_step"] == 512 and set(summary["final_eval"]) == {"train"}
+    assert summary["global_step"] == 512 and set(summary["final_eval"]) == {"train", "test"}
     assert np.isfinite(summary["final_eval"]["train"]["return"]) and summary["final_eval"]["train"]["return"] > 0
     assert scalars(tmp_path / "run", "charts/episodic_return")
+
+
+@pytest.mark.parametrize("module", ["ppo_baseline", "lago_clevr_discrete", "lago_metaworld_continuous"])
+def test_a_time_limit_bootstraps_from_the_final_value(module):
+    import importlib
+
+    compute_advantages = importlib.import_module(module).compute_advantages
+    # one env, four steps: step 1 hits the time limit (final observation worth 3.0), step 3 terminates
+    rewards = torch.tensor([[1.0], [0.0], [2.0], [1.0]])
+    values = torch.tensor([[0.5], [1.0], [1.5], [2.0]])
+    dones = torch.tensor([[0.0], [0.0], [1.0], [0.0]])  # whether the step's observation starts a new episode
+    final_values = torch.tensor([[0.0], [3.0], [0.0], [0.0]])
+    next_value, next_done = torch.tensor([[10.0]]), torch.tensor([1.0])
+    advantages = compute_advantages(rewards, values, dones, final_values, next_value, next_done, 0.9, 0.8)
+    # by hand (gamma 0.9, lambda 0.8): delta_3 = 1 - 2 = -1; delta_2 = 2 + 0.9 * 2 - 1.5 = 2.3;
+    # delta_1 = 0 + 0.9 * 3.0 - 1 = 1.7 (CleanRL's rule: 0 - 1 = -1); delta_0 = 1 + 0.9 * 1 - 0.5 = 1.4
+    expected = torch.tensor([[1.4 + 0.72 * 1.7], [1.7], [2.3 - 0.72], [-1.0]])
+    torch.testing.assert_close(advantages, expected)
+    # treating the time limit as terminal (--no-bootstrap-truncation: no final values) gives other advantages
+    terminal = compute_advantages(rewards, values, dones, torch.zeros_like(final_values), next_value, next_done, 0.9, 0.8)
+    torch.testing.assert_close(terminal, torch.tensor([[1.4 - 0.72], [-1.0], [2.3 - 0.72], [-1.0]]))
+
+
+def test_bootstrapping_at_time_limits_changes_the_value_targets(tmp_path, ppo_run):
+    # CLEVR-Robot episodes end at the 10-push limit unless the goal is reached: the rule matters from the first update
+    run_ok("ppo_baseline.py", tmp_path / "cleanrl", "--no-bootstrap-truncation")
+    assert scalars(tmp_path / "cleanrl", "losses/value_loss") != scalars(ppo_run, "losses/value_loss")
+    summary = json.loads((ppo_run / "summary.json").read_text())
+    assert summary["args"]["bootstrap_truncation"] is True
+    assert set(summary["eval_goals"]) == {"train", "test"} and "held-out" in summary["eval_goals"]["test"]
