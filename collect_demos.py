@@ -129,8 +129,48 @@ def load_demos(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str
     lengths = {key: len(arrays[key]) for key in DEMO_KEYS}
     if len(set(lengths.values())) != 1 or lengths["obs"] == 0:
         raise DemoError(f"{path} is corrupt: its arrays have lengths {lengths}")
-    metadata = json.loads(str(arrays.pop("metadata")))
+    try:
+        metadata = json.loads(str(arrays.pop("metadata")))
+    except json.JSONDecodeError as error:
+        raise DemoError(f"{path} has unreadable metadata ({error})") from error
+    check_demos(path, arrays, metadata)
     return arrays, metadata
+
+
+def check_demos(path: Path, arrays: dict[str, np.ndarray], metadata: Any) -> None:
+    """Refuse metadata without its required fields, and observations or actions that are not finite, not of the
+    declared shape or out of the action space; each problem is one DemoError sentence naming the file."""
+    if not isinstance(metadata, dict) or metadata.get("env") not in DEFAULT_EPISODES:
+        raise DemoError(f"{path} has no valid metadata: `env` must be clevr or metaworld")
+    space = metadata.get("action_space")
+    discrete = isinstance(space, dict) and space.get("type") == "discrete"
+    if not (discrete and isinstance(space.get("n"), int) and space["n"] > 0
+            or isinstance(space, dict) and space.get("type") == "box" and isinstance(space.get("shape"), list)
+            and {"low", "high"} <= set(space)):
+        raise DemoError(f"{path} has no valid metadata: `action_space` must be discrete with n > 0, or box with shape, "
+                        f"low and high; got {space!r}")
+    obs, actions = arrays["obs"], arrays["actions"]
+    if obs.ndim != 2 or not np.issubdtype(obs.dtype, np.floating):
+        raise DemoError(f"{path}: `obs` must be a float array of shape (N, obs_dim), got {obs.dtype} {obs.shape}")
+    if not np.isfinite(obs).all():
+        raise DemoError(f"{path}: {int((~np.isfinite(obs)).any(axis=1).sum())} rows of `obs` are not finite (NaN or inf)")
+    if metadata.get("obs_dim", obs.shape[1]) != obs.shape[1]:
+        raise DemoError(f"{path}: `obs` has {obs.shape[1]} numbers per row but the metadata says obs_dim {metadata['obs_dim']}")
+    if discrete:
+        if actions.ndim != 1 or not np.issubdtype(actions.dtype, np.integer):
+            raise DemoError(f"{path}: discrete `actions` must be integers of shape (N,), got {actions.dtype} {actions.shape}")
+        out_of_range = (actions < 0) | (actions >= space["n"])
+        if out_of_range.any():
+            raise DemoError(f"{path}: {int(out_of_range.sum())} actions are outside 0..{space['n'] - 1} "
+                            f"(first: {int(actions[out_of_range][0])} in row {int(np.flatnonzero(out_of_range)[0])})")
+    else:
+        if actions.shape[1:] != tuple(space["shape"]) or not np.issubdtype(actions.dtype, np.floating):
+            raise DemoError(f"{path}: Box `actions` must be floats of shape (N, {', '.join(map(str, space['shape']))}), "
+                            f"got {actions.dtype} {actions.shape}")
+        if not np.isfinite(actions).all():
+            raise DemoError(f"{path}: {int((~np.isfinite(actions)).any(axis=1).sum())} rows of `actions` are not finite (NaN or inf)")
+    if arrays["task_text"].dtype.kind != "U":
+        raise DemoError(f"{path}: `task_text` must be strings, got {arrays['task_text'].dtype}")
 
 
 # --- collection -----------------------------------------------------------------------------

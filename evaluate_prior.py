@@ -3,10 +3,12 @@
     python evaluate_prior.py --prior-path checkpoints/prior__clevr__smollm2-135m__1
     python evaluate_prior.py --prior-path checkpoints/prior__metaworld__smollm2-135m__1 --tasks reach-v3
 
-CLEVR-Robot priors are evaluated on the train and the held-out test goals, Meta-World priors on
-each task they were trained on. `--num-envs` environments are stepped in lockstep so that the
-prior sees one batch per step. An episode counts as a success if the goal is reached before the
-time limit (Meta-World episodes stop at the first success).
+CLEVR-Robot priors are evaluated on the train and the held-out test goals. Meta-World priors are
+evaluated on each task they were trained on, on two sets of 50 goal positions: `train`, those of
+their demonstrations (the env seed of collect_demos.py), and `test`, those of the env seed `--seed`,
+which they never saw. `--num-envs` environments are stepped in lockstep so that the prior sees
+one batch per step. An episode counts as a success if the goal is reached at any step before the
+time limit (and stops there), as in the stage-2 scripts.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class Args:
     episodes: int = 100
     """episodes per CLEVR-Robot goal split or per Meta-World task"""
     splits: str = "train,test"
-    """CLEVR-Robot goal splits to evaluate (comma-separated: train, test, all)"""
+    """goal splits to evaluate (comma-separated): train, test (held out), and on CLEVR-Robot also all"""
     instructions: str = "train"
     """CLEVR-Robot instruction templates: `train` or the held-out `paraphrase`"""
     tasks: Optional[str] = None
@@ -41,11 +43,20 @@ class Args:
     max_episode_steps: Optional[int] = None
     """episode limit; default 50 for CLEVR-Robot, 500 for Meta-World"""
     seed: int = 10_000
-    """seed of the evaluation episodes (kept apart from the demonstration seeds)"""
+    """seed of the evaluation episodes (kept apart from the demonstration seeds); on Meta-World also the env seed
+    of the held-out goal positions"""
     device: str = "auto"
     """`auto`, `cpu` or `cuda`"""
     json: Optional[str] = None
     """also write the results to this JSON file"""
+
+
+GOALS = {  # what the goal splits are, for the records
+    "clevr": {"train": "CLEVR-Robot training goals", "all": "all CLEVR-Robot goals",
+              "test": "CLEVR-Robot held-out goals (colour/relation pairs never trained on)"},
+    "metaworld": {"train": "the 50 goal positions of the demonstrations (env seed {seed})",
+                  "test": "50 held-out goal positions (env seed {seed}, never in the demonstrations)"},
+}
 
 
 def run_episodes(prior: FrozenPrior, make_env: Callable, text_of: Callable, episodes: int,
@@ -68,7 +79,7 @@ def run_episodes(prior: FrozenPrior, make_env: Callable, text_of: Callable, epis
         for i, action in zip(active, actions):
             obs[i], _, terminated, truncated, info = envs[i].step(action)
             steps[i] += 1
-            if info["success"] or terminated or truncated:
+            if info["success"] or terminated or truncated:  # success at any step ends the episode
                 successes.append(float(info["success"]))
                 lengths.append(int(steps[i]))
                 steps[i] = 0
@@ -96,12 +107,12 @@ def main(args: Args) -> dict[str, dict[str, float]]:
         raise PriorError(f"--max-episode-steps must be a positive integer, got {args.max_episode_steps}")
     config = read_prior_config(args.prior_path)
     results: dict[str, dict[str, float]] = {}
+    splits = [s.strip() for s in args.splits.split(",") if s.strip()]
     if config["env"] == "clevr":
         import gymnasium as gym
 
         from envs.clevr_robot import ENV_ID, GOAL_SPLITS, INSTRUCTION_SETS
 
-        splits = [s.strip() for s in args.splits.split(",") if s.strip()]
         for split in splits:
             if split not in GOAL_SPLITS:
                 raise PriorError(f"--splits: unknown goal split {split!r}; expected train, test or all")
@@ -125,17 +136,33 @@ def main(args: Args) -> dict[str, dict[str, float]]:
                 task_prompt(task)
             except ValueError as error:
                 raise PriorError(f"--tasks: {error}") from error
+        for split in splits:
+            if split not in ("train", "test"):
+                raise PriorError(f"--splits: unknown goal split {split!r} for Meta-World; expected train or test")
+        env_seeds = {"train": config.get("demo_seed"), "test": args.seed}  # the env seed fixes the 50 goal positions
+        if "train" in splits and env_seeds["train"] is None:
+            raise PriorError(f"the prior {args.prior_path} does not record the seed of its demonstrations, so its "
+                             "training goal positions are unknown; evaluate --splits test, or fine-tune it again")
+        if "test" in splits and env_seeds["train"] == args.seed:
+            raise PriorError(f"--seed {args.seed} is the seed of the prior's demonstrations: its goal positions are not "
+                             "held out; choose another --seed")
         prior = load_prior(args.prior_path, make_metaworld_env(tasks[0], seed=args.seed), device=args.device)
         for task in tasks:
-            results[f"metaworld/{task}"] = run_episodes(
-                prior,
-                lambda: make_metaworld_env(task, seed=args.seed, max_episode_steps=args.max_episode_steps or 500),
-                lambda info, text=task_prompt(task): text, args.episodes, args.num_envs, args.seed, task,
-            )
+            for split in splits:
+                results[f"metaworld/{task}/{split}"] = run_episodes(
+                    prior,
+                    lambda: make_metaworld_env(task, seed=env_seeds[split], max_episode_steps=args.max_episode_steps or 500),
+                    lambda info, text=task_prompt(task): text, args.episodes, args.num_envs, args.seed,
+                    f"{task} {split} goals",
+                )
     if args.json:
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"prior": config, "args": asdict(args), "results": results}, indent=2) + "\n")
+        goals = GOALS[config["env"]]
+        if config["env"] == "metaworld":
+            goals = {"train": goals["train"].format(seed=config.get("demo_seed")), "test": goals["test"].format(seed=args.seed)}
+        record = {"prior": config, "args": asdict(args), "goals": {split: goals[split] for split in splits}, "results": results}
+        path.write_text(json.dumps(record, indent=2) + "\n")
         print(f"wrote {path}")
     return results
 

@@ -16,6 +16,8 @@ format (`save_prior` / `load_prior`); the stage-2 scripts import `load_prior` fr
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import importlib
 import importlib.util
 import json
@@ -175,6 +177,11 @@ def _converted_gguf(alias: str, weights: GGUFWeights) -> Path:
         model.to(torch.bfloat16).save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         os.replace(tmp, target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (target / "config.json").is_file():
+            raise
+        # another process converted the same weights at the same time: use its copy
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -305,12 +312,20 @@ def _head_state(prior: LatentActionPrior) -> dict[str, torch.Tensor]:
 
 
 def save_prior(prior: LatentActionPrior, path: str | os.PathLike, config: dict[str, Any]) -> Path:
-    """One directory: peft adapter, heads (safetensors), config.json; replaced atomically."""
+    """One directory: peft adapter, heads (safetensors), config.json.
+
+    The checkpoint is written to a temporary directory beside `path`, then swapped in whole, so that
+    `path` holds the old checkpoint or the new one, never a part of either, and is never missing
+    (where the system has no atomic exchange, a loader recovers the old copy left at `.<name>.old`).
+    Temporary directories of saves that were killed are removed here. Of two saves to one path, the
+    later swap wins, and neither fails.
+    """
     from safetensors.torch import save_file
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    _remove_stale_saves(path)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-{os.getpid()}-"))
     try:
         prior.llm.save_pretrained(tmp / "adapter")
         save_file(_head_state(prior), tmp / "heads.safetensors")
@@ -320,31 +335,101 @@ def save_prior(prior: LatentActionPrior, path: str | os.PathLike, config: dict[s
             save_file({name.replace(".base_layer", ""): tensor.detach().float().cpu().contiguous()
                        for name, tensor in base.items() if "lora_" not in name}, tmp / "base.safetensors")
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        _swap_in(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # after the swap: the old checkpoint
     return path
+
+
+def _rename_exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths atomically (Linux renameat2 RENAME_EXCHANGE); False where the system cannot."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _swap_in(new: Path, path: Path) -> None:
+    """Put the directory `new` at `path`; an old directory at `path` ends up in `new`."""
+    while True:
+        try:
+            os.rename(new, path)  # atomic where `path` does not exist yet
+            return
+        except OSError as error:
+            if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        try:
+            if _rename_exchange(new, path):
+                return
+        except FileNotFoundError:
+            continue  # `path` went away meanwhile: rename again
+        # no atomic exchange here: move the old checkpoint aside for a moment (read_prior_config recovers it)
+        old = path.with_name(f".{path.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(path, old)
+        os.rename(new, path)
+        os.rename(old, new)
+        return
+
+
+def _remove_stale_saves(path: Path) -> None:
+    """Remove the temporary directories that killed saves to `path` left (their process is gone)."""
+    for tmp in path.parent.glob(f".{path.name}.tmp-*"):
+        pid = tmp.name.removeprefix(f".{path.name}.tmp-").split("-")[0]
+        if not (pid.isdigit() and _process_alive(int(pid))):
+            shutil.rmtree(tmp, ignore_errors=True)
+    old = path.with_name(f".{path.name}.old")
+    if old.is_dir() and path.is_dir():
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+CONFIG_KEYS = ("format", "llm", "llm_init", "seed", "env", "obs_dim", "action_space", "state_tokens",
+               "prompt_template", "min_std")
 
 
 def read_prior_config(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
+    old = path.with_name(f".{path.name}.old")
+    if not path.exists() and (old / "config.json").is_file():
+        try:  # a save was killed while the checkpoint was moved aside: put it back
+            os.rename(old, path)
+        except OSError:
+            pass
     config_path = path / "config.json"
     if not path.is_dir() or not config_path.is_file():
         raise PriorError(f"{path} is not a LaGO prior checkpoint (no {config_path.name}); train one with finetune_prior.py")
     try:
         config = json.loads(config_path.read_text())
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise PriorError(f"{config_path} is not valid JSON ({error})") from error
-    if config.get("format") != PRIOR_FORMAT:
-        raise PriorError(f"{path} is not a LaGO prior checkpoint (format {config.get('format')!r}, expected {PRIOR_FORMAT!r})")
+    if not isinstance(config, dict) or config.get("format") != PRIOR_FORMAT:
+        found = config.get("format") if isinstance(config, dict) else None
+        raise PriorError(f"{path} is not a LaGO prior checkpoint (format {found!r}, expected {PRIOR_FORMAT!r})")
+    missing = [key for key in CONFIG_KEYS if key not in config]
+    if missing:
+        raise PriorError(f"{config_path} lacks {', '.join(missing)}; the checkpoint is incomplete, train it again")
+    space = config["action_space"]
+    if not (isinstance(space, dict) and (space.get("type") == "discrete" and isinstance(space.get("n"), int)
+                                         or space.get("type") == "box" and {"shape", "low", "high"} <= set(space))):
+        raise PriorError(f"{config_path} has no valid action_space (expected type discrete with n, or box with "
+                         f"shape, low and high), got {space!r}")
     return config
 
 
@@ -375,6 +460,8 @@ class FrozenPrior:
     `prior(obs, texts)` gives logits (B, n) or (mean, std) (B, action_dim) as float32 tensors
     for raw observations `obs` (B, obs_dim) and one task text per row.
     """
+
+    path = "(not loaded from a checkpoint)"  # load_prior sets the checkpoint's path, for error messages
 
     def __init__(self, model: LatentActionPrior, config: dict[str, Any], device: torch.device, max_batch: int = 512):
         self.model, self.config, self.device, self.max_batch = model, config, device, max_batch
@@ -468,7 +555,13 @@ class FrozenPrior:
 
     @torch.no_grad()
     def __call__(self, obs, texts: Sequence[str], use_cache: bool = True):
-        return self.model.distribution_params(self.hidden(obs, list(texts), use_cache))
+        params = self.model.distribution_params(self.hidden(obs, list(texts), use_cache))
+        for tensor in params if isinstance(params, tuple) else (params,):
+            if not torch.isfinite(tensor).all():
+                bad = int((~torch.isfinite(tensor)).any(-1).sum())
+                raise PriorError(f"the prior {self.path} gave non-finite outputs (NaN or inf) for {bad} of {len(tensor)} "
+                                 "states; its checkpoint is corrupt or its fine-tuning diverged")
+        return params
 
     def distribution(self, obs, texts: Sequence[str]) -> torch.distributions.Distribution:
         params = self(obs, texts)
@@ -543,17 +636,35 @@ def load_prior(
         check_spaces(config, observation_space, action_space, path)
     path = Path(path)
     torch_device = resolve_device(device)
+    for name in ("adapter", "heads.safetensors"):
+        if not (path / name).exists():
+            raise PriorError(f"the prior {path} lacks {name}; the checkpoint is incomplete, train it again")
     base, tokenizer = load_llm(config["llm"], "pretrained" if config["llm_init"] == "pretrained" else "random", config["seed"])
-    if (path / "base.safetensors").is_file():
-        base.load_state_dict(load_file(path / "base.safetensors"))
-    llm = PeftModel.from_pretrained(base, path / "adapter").merge_and_unload()
-    heads = load_file(path / "heads.safetensors")
-    model = LatentActionPrior(
-        llm, tokenizer, config["obs_dim"], config["action_space"], config["state_tokens"],
-        heads["obs_mean"].numpy(), heads["obs_std"].numpy(), config["min_std"], config["prompt_template"],
-    )
-    model.load_state_dict(heads, strict=False)
-    return freeze(model, config, torch_device, dtype)
+    try:
+        if (path / "base.safetensors").is_file():
+            base.load_state_dict(load_file(path / "base.safetensors"))  # strict: every tensor, no other
+        llm = PeftModel.from_pretrained(base, path / "adapter").merge_and_unload()
+    except Exception as error:
+        raise PriorError(f"the prior {path} has an unreadable or mismatched LLM part "
+                         f"({str(error).splitlines()[0] if str(error) else type(error).__name__})") from error
+    try:
+        heads = load_file(path / "heads.safetensors")
+    except Exception as error:
+        raise PriorError(f"{path / 'heads.safetensors'} is not a readable safetensors file ({error})") from error
+    obs_dim = config["obs_dim"]
+    model = LatentActionPrior(llm, tokenizer, obs_dim, config["action_space"], config["state_tokens"],
+                              np.zeros(obs_dim), np.ones(obs_dim), config["min_std"], config["prompt_template"])
+    expected = _head_state(model)
+    missing, unexpected = sorted(set(expected) - set(heads)), sorted(set(heads) - set(expected))
+    wrong_shape = [name for name in set(expected) & set(heads) if heads[name].shape != expected[name].shape]
+    if missing or unexpected or wrong_shape:
+        problems = [f"{label} {', '.join(names)}" for label, names in
+                    (("missing", missing), ("unexpected", unexpected), ("wrong shape", sorted(wrong_shape))) if names]
+        raise PriorError(f"{path / 'heads.safetensors'} does not fit its config.json ({'; '.join(problems)})")
+    model.load_state_dict(heads, strict=False)  # the heads only: the LLM's weights came from the adapter above
+    prior = freeze(model, config, torch_device, dtype)
+    prior.path = str(path)
+    return prior
 
 
 def freeze(model: LatentActionPrior, config: dict[str, Any], device: torch.device,
@@ -682,12 +793,18 @@ def main(args: Args) -> Path:
         obs, texts, actions = take(rng.choice(train_rows, size=args.batch_size, replace=len(train_rows) < args.batch_size))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast_bf16):
             loss, _ = model.nll(obs, texts, actions, args.label_smoothing if discrete else 0.0)
+        if not torch.isfinite(loss):
+            raise PriorError(f"fine-tuning diverged: the training NLL is {loss.item()} at step {step}; no checkpoint "
+                             f"written to {out} (try a lower --learning-rate)")
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         writer.add_scalar("prior/train_nll", loss.item(), step)
         if (step % args.eval_every == 0 or step == args.train_steps) and len(val_rows):
             metrics = evaluate_nll(model, val_obs, val_texts, val_actions, 4 * args.batch_size, discrete)
+            if not all(np.isfinite(value) for value in metrics.values()):
+                raise PriorError(f"fine-tuning diverged: the validation metrics are {metrics} at step {step}; "
+                                 f"no checkpoint written to {out} (try a lower --learning-rate)")
             for name, value in metrics.items():
                 writer.add_scalar(f"prior/val_{name}", value, step)
             elapsed = time.time() - start
@@ -710,6 +827,7 @@ def main(args: Args) -> Path:
         "hidden_size": hidden_size(llm),
         "lora": {"rank": args.lora_rank, "alpha": args.lora_alpha, "target_modules": lora.target_modules and sorted(lora.target_modules)},
         "demos": str(args.demos),
+        "demo_seed": demo_meta.get("seed"),  # Meta-World: the seed that fixed the demonstrations' goal positions
         "train_transitions": int(len(train_rows)),
         "val_transitions": int(len(val_rows)),
         "val_metrics": metrics,
