@@ -3,7 +3,7 @@
 #   make test         install the test dependencies, then run the test suite
 PYTHON ?= python3
 
-.PHONY: install install-dev quickstart test env-results prior-results stage2-results clevr-results metaworld-results report
+.PHONY: install install-dev quickstart test env-results prior-results stage2-results clevr-tuning clevr-results metaworld-tuning metaworld-results report
 
 install:
 	$(PYTHON) -m pip install -r requirements.txt
@@ -57,9 +57,6 @@ checkpoints/prior__%__gemma3-270m__1/config.json: demos/%.npz
 K1_PRIOR = checkpoints/prior__clevr__smollm2-135m-k1__1
 $(K1_PRIOR)/config.json: demos/clevr.npz
 	$(PYTHON) finetune_prior.py --demos demos/clevr.npz --llm smollm2-135m --state-tokens 1 --out $(K1_PRIOR)
-PRIORS = smollm2-135m smollm2-135m-random gemma3-270m
-CLEVR_PRIORS = $(foreach p,$(PRIORS),checkpoints/prior__clevr__$(p)__1/config.json) $(K1_PRIOR)/config.json
-METAWORLD_PRIORS = $(foreach p,$(PRIORS),checkpoints/prior__metaworld__$(p)__1/config.json)
 
 # LaGO against PPO, wall time for the same budget (results/stage2/*.json; needs the priors of prior-results).
 # results/stage2/avx2-fp32/ holds the same measurements from a CPU without native bf16 (prior in fp32).
@@ -76,34 +73,36 @@ stage2-results: install $(K1_PRIOR)/config.json
 	$(PYTHON) benchmarks/readme_tables.py --update-readme
 
 # The comparison grids (benchmarks/grid.py: resumable, a finished run is skipped, also one archived in
-# results/<env>/summaries/; two runs side by side on 2 cores). Measured CPU time per part: README, "Results".
-# CLEVR-Robot: 5 seeds of every method (about 1.2 hours on 2 cores with native bf16, the priors included)
+# results/<env>/summaries/; two runs side by side on 2 cores). The guidance setting is chosen on tuning seeds that
+# are never reported (benchmarks/tune_guidance.py: coefficient 0.1, 0.3, 1 x linear decay / constant, LaGO and PPO;
+# CLEVR-Robot, and three Meta-World tasks), by mean success on the training goals; then PPO, LaGO at that setting
+# and the prior alone run on fresh seeds. Measured CPU time per part: README, "Results".
 CLEVR_SEEDS = 1,2,3,4,5
+CLEVR_PRIOR = checkpoints/prior__clevr__smollm2-135m__1/config.json
+METAWORLD_PRIOR = checkpoints/prior__metaworld__smollm2-135m__1/config.json
 GRID = $(PYTHON) benchmarks/grid.py --jobs 2
-clevr-results: install $(CLEVR_PRIORS)
-	$(GRID) --methods ppo,prior-alone-smollm2-135m,prior-alone-smollm2-135m-k1,prior-alone-smollm2-135m-random,prior-alone-gemma3-270m --seeds $(CLEVR_SEEDS)
-	$(GRID) --methods lago-smollm2-135m,lago-smollm2-135m-k1 --seeds $(CLEVR_SEEDS) --lago-args="--prior-fraction 0.25" --label f0.25
-	$(GRID) --methods lago-smollm2-135m-k1 --seeds $(CLEVR_SEEDS) --lago-args="--prior-fraction 0.1" --label f0.1
-	$(GRID) --methods lago-smollm2-135m --seeds $(CLEVR_SEEDS) --lago-args="--prior-fraction 0.05" --label f0.05
-	$(GRID) --methods lago-smollm2-135m,lago-smollm2-135m-random,lago-gemma3-270m --seeds $(CLEVR_SEEDS) --lago-args="--prior-fraction 0.25 --guidance-coef 1 --guidance-schedule constant" --label f0.25-coef1-constant
-	$(MAKE) report
+TUNE = $(PYTHON) benchmarks/tune_guidance.py --jobs 2
+# the LaGO method of the setting chosen for benchmark $(1), e.g. lago-smollm2-135m+f0.25-coef1-constant
+chosen = lago-smollm2-135m+$(shell $(PYTHON) -c "import json; print(json.load(open('results/$(1)-tuning/chosen.json'))['label'])")
 
-# Meta-World: PPO and LaGO on all 10 MT10 tasks x 3 seeds; undecayed guidance and the other two priors on 3 tasks x 3 seeds
-# (about 2 hours on 2 cores with native bf16, the priors included)
-MW_SUBSET = reach-v3,drawer-close-v3,window-open-v3
-metaworld-results: install $(METAWORLD_PRIORS)
+clevr-tuning: install $(CLEVR_PRIOR)
+	$(TUNE) --env clevr
+clevr-results: clevr-tuning
+	$(GRID) --methods ppo,prior-alone-smollm2-135m --seeds $(CLEVR_SEEDS)
+	$(GRID) --methods lago-smollm2-135m --seeds $(CLEVR_SEEDS) --guidance-from results/clevr-tuning/chosen.json
+	$(MAKE) report-clevr
+
+metaworld-tuning: install $(METAWORLD_PRIOR)
+	$(TUNE) --env metaworld
+metaworld-results: metaworld-tuning
 	$(GRID) --env metaworld --tasks mt10 --methods ppo,prior-alone-smollm2-135m --seeds 1,2,3
-	$(GRID) --env metaworld --tasks mt10 --methods lago-smollm2-135m --seeds 1,2,3 --lago-args="--prior-fraction 0.1" --label f0.1
-	$(GRID) --env metaworld --tasks $(MW_SUBSET) --methods prior-alone-smollm2-135m-random,prior-alone-gemma3-270m --seeds 1
-	$(GRID) --env metaworld --tasks $(MW_SUBSET) --methods lago-smollm2-135m-random,lago-gemma3-270m --seeds 1,2,3 --lago-args="--prior-fraction 0.1" --label f0.1
-	$(GRID) --env metaworld --tasks $(MW_SUBSET) --methods lago-smollm2-135m --seeds 1,2,3 --lago-args="--prior-fraction 0.1 --guidance-coef 1 --guidance-schedule constant" --label f0.1-coef1-constant
-	$(MAKE) report
+	$(GRID) --env metaworld --tasks mt10 --methods lago-smollm2-135m --seeds 1,2,3 --guidance-from results/metaworld-tuning/chosen.json
+	$(MAKE) report-metaworld
 
-# Every comparison table, plot and README number from the committed results/<env>/summaries/ (plus any finished
-# runs under runs/grid/, copied there first): needs no run folder, no checkpoint, no GPU; a minute or two
-CLEVR_COMPARE = lago-smollm2-135m+f0.25:ppo,lago-smollm2-135m-k1+f0.25:ppo,lago-smollm2-135m+f0.25-coef1-constant:ppo,lago-smollm2-135m+f0.25-coef1-constant:lago-smollm2-135m-random+f0.25-coef1-constant,lago-gemma3-270m+f0.25-coef1-constant:lago-smollm2-135m+f0.25-coef1-constant
-MW_COMPARE = lago-smollm2-135m+f0.1:ppo,lago-smollm2-135m+f0.1-coef1-constant:ppo,lago-smollm2-135m+f0.1:lago-smollm2-135m-random+f0.1,lago-gemma3-270m+f0.1:lago-smollm2-135m+f0.1
-report:
-	$(PYTHON) benchmarks/report.py --env clevr --compare $(CLEVR_COMPARE)
-	$(PYTHON) benchmarks/report.py --env metaworld --compare $(MW_COMPARE)
+# Every comparison table, plot and README number from the committed results/<env>[-tuning]/summaries/ (plus any
+# finished runs under runs/, copied there first): needs no run folder, no checkpoint, no GPU; a minute or two
+report-%:
+	$(TUNE) --env $* --report-only
+	$(PYTHON) benchmarks/report.py --env $* --compare $(call chosen,$*):ppo,$(call chosen,$*):prior-alone-smollm2-135m
+report: report-clevr report-metaworld
 	$(PYTHON) benchmarks/readme_tables.py --update-readme

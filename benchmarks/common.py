@@ -18,3 +18,25 @@ def write_json(path: str | Path, results: dict) -> None:
     tmp.write_text(json.dumps(results, indent=2) + "\n")
     tmp.replace(path)
     print(f"wrote {path}")
+
+
+# a run's recorded args that say where or how it ran, or follow from the others, not what it computed
+NOT_SETTINGS = frozenset({"run_dir", "overwrite", "cuda", "prior_device", "device", "json",
+                          "batch_size", "minibatch_size", "num_iterations"})
+PER_RUN = frozenset({"seed", "env_id", "task", "tasks"})  # what tells apart the runs of one method
+
+
+def run_settings(args: dict) -> dict:
+    """The settings of a run from its recorded args: those that change its result; the prior by its checkpoint's
+    folder name (its absolute path differs from machine to machine)."""
+    settings = {name: value for name, value in args.items() if name not in NOT_SETTINGS}
+    if settings.get("prior_path"):
+        settings["prior_path"] = Path(settings["prior_path"]).name
+    return settings
+
+
+def setting_differences(expected: dict, found: dict) -> list[str]:
+    """`name found-value, not expected-value` for each setting of `expected` that `found` lacks or has otherwise."""
+    missing = "(not recorded)"
+    return [f"{name} {found.get(name, missing)}, not {value}" for name, value in expected.items()
+            if found.get(name, missing) != value]

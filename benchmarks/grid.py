@@ -17,25 +17,36 @@ Methods:
 
 `--label` names a variant of `--lago-args` (lago-<prior>+<label>/), so that several guidance
 settings sit side by side in one report. Each run writes <out>/<method>/seed<k>/summary.json
-(CLEVR-Robot) or <out>/<method>/<task>/seed<k>/summary.json (Meta-World); a run whose
-summary.json exists is skipped, so an interrupted grid is resumed by running the same command
-again, and several invocations (e.g. one per method, or the same command twice on one machine: a
-run in progress holds its folder's running.lock) can fill the grid. Output of each run goes
-to its log.txt. benchmarks/report.py copies each finished summary.json into the committed
-results/<env>/summaries/; a run found there counts as finished too, so a grid resumes on a fresh checkout.
+(CLEVR-Robot) or <out>/<method>/<task>/seed<k>/summary.json (Meta-World), and its output goes to
+log.txt beside it. benchmarks/report.py copies each finished summary.json into the committed
+results/<env>/summaries/.
+
+A run is finished when a summary.json of it, in its folder or archived, records exactly the
+planned settings (budget, evaluation episodes, every guidance flag, the prior's name). So an
+interrupted grid resumes by running the same command again, also on a fresh checkout, and a
+summary with other settings is never taken for the planned run: the grid stops and names the
+setting, rather than mix the two (give such a grid its own --out and --results, or a --label).
+Several invocations can fill one grid (one per method, or the same command twice): the grid
+that supervises a run holds its folder's grid.lock, and the run itself holds running.lock,
+which names its process (rundir.py; the kernel frees both when their process ends). Killing a
+grid ends the runs it started.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import json
 import os
 import shlex
-import socket
+import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -43,6 +54,8 @@ import tyro
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.common import run_settings, setting_differences  # noqa: E402
+from rundir import acquire, holder  # noqa: E402
 
 
 @dataclass
@@ -67,6 +80,8 @@ class Args:
     """more flags for every lago run, given with `=`: --lago-args="--guidance-coef 0.05 --prior-fraction 0.1\""""
     label: str = ""
     """a name for this --lago-args variant: the lago runs go to lago-<prior>+<label>, beside other variants"""
+    guidance_from: Optional[str] = None
+    """the chosen.json of benchmarks/tune_guidance.py: its --lago-args and --label (the setting chosen on tuning seeds)"""
     out: Optional[str] = None
     """where the runs go; default runs/grid/<env> (--scale paper: runs/grid-paper/<env>)"""
     results: Optional[str] = None
@@ -88,7 +103,7 @@ SETUPS = {
     "clevr": dict(total_timesteps=150_000, eval_episodes=100, eval_interval=25_000, max_episode_steps=10,
                   script="lago_clevr_discrete.py", ppo_steps_per_second=1300, splits=2),
     "metaworld": dict(total_timesteps=100_352, eval_episodes=20, eval_interval=20_480, max_episode_steps=500,
-                      script="lago_metaworld_continuous.py", ppo_steps_per_second=1000, splits=1),
+                      script="lago_metaworld_continuous.py", ppo_steps_per_second=1000, splits=2),
 }
 # --scale paper: the budgets a GPU user would run (CleanRL's 1M steps for continuous PPO; whole rollouts of the
 # default sizes on Meta-World), with more evaluation episodes
@@ -123,11 +138,41 @@ class Run:
     estimated_seconds: float
     archived: Optional[Path] = None  # the summary's copy in <results>/summaries/ (report.py)
 
-    def finished(self) -> bool:
-        return (self.directory / "summary.json").is_file() or bool(self.archived and self.archived.is_file())
+    def summaries(self) -> list[Path]:
+        """The summaries of this run that exist: in its folder, and archived."""
+        return [path for path in (self.directory / "summary.json", self.archived) if path and path.is_file()]
+
+    @functools.cached_property
+    def settings(self) -> dict:
+        """The planned run's settings: its command parsed by its script's own Args (defaults filled in where the
+        script fills them without its prior; a default the run fills in itself is left out)."""
+        module = importlib.import_module(Path(self.command[0]).stem)
+        args = tyro.cli(module.Args, args=self.command[1:])
+        if hasattr(module, "fill_defaults"):
+            args = module.fill_defaults(args)
+        return {name: value for name, value in run_settings(asdict(args)).items() if value is not None}
+
+    def conflict(self) -> Optional[str]:
+        """Why a summary of this run is not the planned run, or None if every summary there is (or there is none)."""
+        for path in self.summaries():
+            differences = setting_differences(self.settings, run_settings(json.loads(path.read_text())["args"]))
+            if differences:
+                return f"{path} holds a run with {'; '.join(differences)}"
+        return None
 
 
 def fill_defaults(args: Args) -> Args:
+    """A copy of `args` with the defaults of its --scale and its --guidance-from filled in."""
+    args = dataclasses.replace(args)
+    if args.guidance_from:
+        if args.lago_args or args.label:
+            raise SystemExit("grid.py: error: --guidance-from sets --lago-args and --label; give it alone")
+        try:
+            chosen = json.loads(Path(args.guidance_from).read_text())
+            args.lago_args, args.label = chosen["lago_args"], chosen["label"]
+        except (OSError, ValueError, KeyError) as error:
+            raise SystemExit(f"grid.py: error: --guidance-from {args.guidance_from} is not a chosen.json of "
+                             f"benchmarks/tune_guidance.py ({error})")
     setup = {**SETUPS[args.env], **(PAPER_SCALE[args.env] if args.scale == "paper" else {})}
     for name in ("total_timesteps", "eval_episodes", "eval_interval"):
         if getattr(args, name) is None:
@@ -217,100 +262,105 @@ def plan(args: Args) -> list[Run]:
 def prior_alone_summary(directory: Path) -> None:
     """evaluate_prior.py's JSON in the RL runs' summary.json form (it measures success only: no return)."""
     report = json.loads((directory / "prior_alone.json").read_text())
-    (key, value), *_ = report["results"].items()
-    if key.startswith("clevr/"):  # clevr/train, clevr/test: the goal splits
-        env_id = "CLEVRRobot-v0"
-        final = {k.split("/")[1]: {"success_rate": v["success_rate"], "return": None}
-                 for k, v in report["results"].items()}
-    else:  # metaworld/<task>: one task per run, reported as the train split like the RL runs
-        env_id = key.split("/")[1]
-        final = {"train": {"success_rate": value["success_rate"], "return": None}}
+    # clevr/<split> or metaworld/<task>/<split> (one task per run)
+    env_id = "CLEVRRobot-v0" if report["prior"]["env"] == "clevr" else next(iter(report["results"])).split("/")[1]
+    final = {key.split("/")[-1]: {"success_rate": value["success_rate"], "return": None}
+             for key, value in report["results"].items()}
     summary = {"env_id": env_id, "method": "prior_alone", "seed": 1, "llm": report["prior"]["llm"],
-               "final_eval": final, "evaluations": [], "args": report["args"]}
+               "eval_goals": report["goals"], "final_eval": final, "evaluations": [], "args": report["args"]}
     (directory / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
-LOCK = "running.lock"
-
-
-def claim(directory: Path) -> bool:
-    """Take the run folder for this process (running.lock holds host and pid), unless a live process on this
-    host holds it; a lock left by a process that is gone is taken over. Invocations on several machines sharing
-    a folder must not fill the same runs (a lock from another host is always respected)."""
-    lock = directory / LOCK
-    for _ in range(2):
-        try:
-            with open(lock, "x") as f:
-                f.write(f"{socket.gethostname()} {os.getpid()}\n")
-            return True
-        except FileExistsError:
-            host, _, pid = lock.read_text().partition(" ")
-            if host != socket.gethostname() or process_alive(int(pid) if pid.strip().isdigit() else 0):
-                return False
-            lock.unlink(missing_ok=True)  # stale: its process ended without cleaning up
-    return False
-
-
-def process_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, under another user
-        return True
-    return True
+# a run's process asks the kernel for SIGKILL when the grid that started it dies, however the grid dies
+# (Linux; elsewhere killing a grid leaves its runs going, and a new grid skips a folder whose run still writes)
+DIE_WITH_PARENT = ("import ctypes, os, signal, sys; parent = int(sys.argv.pop(1))\n"
+                   "if sys.platform.startswith('linux'):\n"
+                   "    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG\n"
+                   "    os.getppid() == parent or sys.exit('grid.py: the grid ended before the run started')\n"
+                   "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])")
 
 
 def main(args: Args) -> None:
-    runs = plan(args)
-    todo = [run for run in runs if not run.finished()]
-    print(f"{len(runs)} runs, {len(runs) - len(todo)} finished, {len(todo)} to go, "
+    execute(plan(args), args.jobs, args.threads, args.dry_run)
+
+
+def execute(runs: list[Run], jobs: int, threads: int, dry_run: bool = False) -> None:
+    """Run the planned runs that are not finished, `jobs` side by side with `threads` threads each."""
+    conflicts = [(run, reason) for run in runs if (reason := run.conflict())]
+    todo = [run for run in runs if not run.summaries()]
+    print(f"{len(runs)} runs, {len(runs) - len(todo) - len(conflicts)} finished, {len(todo)} to go, "
           f"about {sum(r.estimated_seconds for r in todo) / 3600:.1f} CPU hours (estimate)")
     for run in todo:
         print(f"  {run.method:<32} {run.task or ''} seed {run.seed}  ~{run.estimated_seconds / 60:.0f} min  "
               f"python {' '.join(run.command)}")
-    if args.dry_run:
+    if conflicts:
+        run, reason = conflicts[0]
+        raise SystemExit(f"grid.py: error: {len(conflicts)} planned runs have other settings on record, e.g. {reason}; "
+                         "give this grid its own --out and --results (or a --label), or remove those runs")
+    if dry_run:
         return
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     failed: list[str] = []
+    children: set[subprocess.Popen] = set()
+    interrupted = threading.Event()
 
     def execute(index: int, run: Run) -> None:
         name = f"{run.method} {run.task} seed {run.seed}" if run.task else f"{run.method} seed {run.seed}"
         if failed:  # something failed: start nothing new
             return
         run.directory.mkdir(parents=True, exist_ok=True)
-        if not claim(run.directory):
-            print(f"[{index}/{len(todo)}] {name}: running in another invocation, skipped", flush=True)
+        lock = acquire(run.directory, "grid.lock")
+        writer = holder(run.directory)
+        if lock is None or writer:
+            print(f"[{index}/{len(todo)}] {name}: running in another invocation ({writer or 'another grid'}), skipped",
+                  flush=True)
+            if lock:
+                lock.release()
             return
         try:
-            run_one(index, run, name)
+            if not run.summaries():  # else finished by another invocation since the plan was made
+                run_one(index, run, name)
         finally:
-            (run.directory / LOCK).unlink(missing_ok=True)
+            lock.release()
 
     def run_one(index: int, run: Run, name: str) -> None:
-        if run.finished():  # finished by another invocation since the plan was made
-            return
-        argv = run.command if run.method.startswith("prior-alone-") else [*run.command, "--run-dir", str(run.directory)]
+        prior_alone = run.method.startswith("prior-alone-")
+        # a run folder without a summary holds at most an attempt that did not finish: replace it
+        argv = run.command if prior_alone else [*run.command, "--run-dir", str(run.directory), "--overwrite"]
         print(f"[{index}/{len(todo)}] {name} ...", flush=True)
         start = time.time()
         with open(run.directory / "log.txt", "w") as log:
-            result = subprocess.run([sys.executable, *argv], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        if result.returncode != 0:
+            child = subprocess.Popen([sys.executable, "-c", DIE_WITH_PARENT, str(os.getpid()), *argv], cwd=ROOT, env=env,
+                                     stdout=log, stderr=subprocess.STDOUT)
+            children.add(child)
+            if interrupted.is_set():
+                child.kill()
+            returncode = child.wait()
+            children.discard(child)
+        if returncode != 0:
             print(f"[{index}/{len(todo)}] {name} FAILED; see {run.directory / 'log.txt'}", flush=True)
             failed.append(name)
             return
-        if run.method.startswith("prior-alone-"):
+        if prior_alone:
             prior_alone_summary(run.directory)
         print(f"[{index}/{len(todo)}] {name} done in {time.time() - start:.0f}s", flush=True)
 
-    with ThreadPoolExecutor(args.jobs) as pool:
+    pool = ThreadPoolExecutor(jobs)
+    try:
         list(pool.map(lambda item: execute(*item), enumerate(todo, 1)))
+    except BaseException:  # Ctrl-C or `kill <grid>`: end the runs this grid started, start no other
+        interrupted.set()
+        failed.append("the grid (interrupted)")
+        for child in list(children):
+            child.kill()
+        raise
+    finally:
+        pool.shutdown(wait=True)
     if failed:
         raise SystemExit(f"grid.py: error: {', '.join(failed)} failed; see its log.txt (finished runs are kept: "
                          "run the same command again to resume)")
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill <grid>` ends its runs too, as Ctrl-C does
     main(tyro.cli(Args))

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
@@ -37,7 +38,10 @@ import numpy as np
 import tyro
 
 ROOT = Path(__file__).resolve().parents[1]
-SPLITS = {"clevr": ("train", "test"), "metaworld": ("train",)}
+sys.path.insert(0, str(ROOT))
+from benchmarks.common import PER_RUN, run_settings, setting_differences  # noqa: E402
+SPLITS = ("train", "test")  # training goals, held-out goals (Meta-World: goal positions of another env seed)
+GOAL_NAMES = {"train": "train goal positions", "test": "held-out goal positions"}  # Meta-World's, in the plot
 ALL_TASKS = "all tasks"
 
 
@@ -73,7 +77,26 @@ def archive_runs(folder: Path, archive: Path) -> int:
 def load_runs(archive: Path) -> list[dict]:
     """Every archived run: <method>/seed<k>.json or <method>/<task>/seed<k>.json."""
     paths = sorted(archive.glob("*/seed*.json")) + sorted(archive.glob("*/*/seed*.json"))
-    return [dict(json.loads(path.read_text()), grid_method=path.relative_to(archive).parts[0]) for path in paths]
+    return [dict(json.loads(path.read_text()), grid_method=path.relative_to(archive).parts[0], path=path) for path in paths]
+
+
+def method_settings(runs: list[dict]) -> dict[str, dict]:
+    """The settings of each method's runs (run_settings without seed and task), which must be the same for all of
+    them: runs of different budgets, evaluations, guidance or priors under one name are refused, not averaged."""
+    settings: dict[str, dict] = {}
+    first: dict[str, Path] = {}
+    for run in runs:
+        method = run["grid_method"]
+        mine = {name: value for name, value in run_settings(run["args"]).items() if name not in PER_RUN}
+        if method not in settings:
+            settings[method], first[method] = mine, run["path"]
+            continue
+        differences = setting_differences(settings[method], mine) or setting_differences(mine, settings[method])
+        if differences:
+            raise SystemExit(f"report.py: error: the runs of {method} differ in their settings: {run['path']} has "
+                             f"{differences[0]} (as in {first[method]}); report such runs under different names or "
+                             "--results, or rerun them alike")
+    return settings
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -132,11 +155,12 @@ def plot_curves(curves: list[dict], prior_alone: dict[tuple[str, str, str], floa
     tasks = sorted({r["task"] for r in curves})
     if env == "clevr":
         panels = [(tasks, split, f"CLEVR-Robot, {split} goals" + (" (held out)" if split == "test" else ""))
-                  for split in SPLITS[env]]
-    else:
-        panels = [(list(task_set), "train", f"Meta-World, mean of {len(task_set)} tasks"
-                   + ("" if len(task_set) == len(tasks) else "\n(" + ", ".join(task_set) + ")")) for task_set in task_sets]
-        panels += [([task], "train", task) for task in tasks]
+                  for split in SPLITS]
+    else:  # every task set on both goal splits, each task on the held-out goal positions
+        panels = [(list(task_set), split, f"Meta-World, mean of {len(task_set)} tasks, {GOAL_NAMES[split]}"
+                   + ("" if len(task_set) == len(tasks) else "\n(" + ", ".join(task_set) + ")"))
+                  for task_set in task_sets for split in SPLITS]
+        panels += [([task], "test", f"{task}, {GOAL_NAMES['test']}") for task in tasks]
     columns = min(len(panels), 4)
     rows_ = (len(panels) + columns - 1) // columns
     fig, axes = plt.subplots(rows_, columns, figsize=(5.0 * columns, 3.8 * rows_), sharey=True, squeeze=False)
@@ -252,7 +276,8 @@ def main(args: Args) -> None:
         raise SystemExit(f"report.py: error: no finished runs under {folder} or {results / 'summaries'}; "
                          "run benchmarks/grid.py first")
     print(f"{archived} finished runs copied from {folder} to {results / 'summaries'}; reporting all {len(runs)} there")
-    splits = SPLITS[args.env]
+    settings = method_settings(runs)
+    splits = SPLITS
     run_rows, curve_rows = [], []
     for run in runs:
         for split in splits:
@@ -290,14 +315,9 @@ def main(args: Args) -> None:
     else:  # no --compare: no comparisons, rather than those of an earlier report over other runs
         (results / "comparisons.csv").unlink(missing_ok=True)
     if args.env == "metaworld":
-        per_task = [row for task in tasks for row in estimate_rows(
-            run_rows, [m for m in methods if task in method_tasks[m]],
-            "train", [task], args.bootstrap_reps, task=task)]
+        per_task = [row for task in tasks for split in splits for row in estimate_rows(
+            run_rows, [m for m in methods if task in method_tasks[m]], split, [task], args.bootstrap_reps, task=task)]
         write_csv(results / "per_task.csv", per_task)
-    settings = {run["grid_method"]: {k: run["args"].get(k) for k in
-                ("total_timesteps", "guidance_coef", "guidance_schedule", "guidance_decay_end", "guidance_kl",
-                 "prior_fraction", "max_episode_steps", "eval_episodes", "episodes") if k in run["args"]}
-                for run in runs}
     (results / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
     prior_alone = {(r["method"], r["task"], r["split"]): r["success_rate"] for r in run_rows
                    if r["method"].startswith("prior-alone")}

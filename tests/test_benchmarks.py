@@ -3,12 +3,14 @@
 import csv
 import dataclasses
 import json
+import re
 import shutil
 
 import numpy as np
 import pytest
 
 from benchmarks import grid, report
+from tests.helpers import hold_lock
 
 
 @pytest.fixture(scope="module")
@@ -64,24 +66,21 @@ def test_a_failed_run_is_named_and_stops_the_grid(tmp_path):
     assert not (tmp_path / "runs" / "ppo").exists()  # nothing new started after the failure
 
 
-def test_a_run_in_progress_elsewhere_is_skipped_and_a_stale_lock_taken_over(tmp_path, capsys):
-    import os
-    import socket
-    import subprocess
-    import sys
-
+def test_a_run_in_progress_elsewhere_is_skipped_and_a_dead_writers_lock_is_free(tmp_path, capsys):
     args = grid.Args(methods="ppo", seeds="1", total_timesteps=1024, eval_episodes=2, eval_interval=1024,
                      out=str(tmp_path / "runs"), results=str(tmp_path / "results"))
     run = tmp_path / "runs" / "ppo" / "seed1"
     run.mkdir(parents=True)
-    (run / grid.LOCK).write_text(f"{socket.gethostname()} {os.getpid()}\n")  # a live process holds it
+    writer = hold_lock(run)  # another process writes this run
+    try:
+        grid.main(args)
+        assert f"running in another invocation (" in capsys.readouterr().out and not (run / "summary.json").exists()
+    finally:
+        writer.kill()
+        writer.wait()
+    assert (run / "running.lock").exists()  # left behind by a killed process: its lock is free all the same
     grid.main(args)
-    assert "running in another invocation, skipped" in capsys.readouterr().out and not (run / "summary.json").exists()
-    ended = subprocess.Popen([sys.executable, "-c", "pass"])
-    ended.wait()
-    (run / grid.LOCK).write_text(f"{socket.gethostname()} {ended.pid}\n")  # its process is gone
-    grid.main(args)
-    assert (run / "summary.json").is_file() and not (run / grid.LOCK).exists()
+    assert (run / "summary.json").is_file() and not (run / "running.lock").exists()
 
 
 def test_unknown_method_is_one_clear_error(tmp_path):
@@ -142,6 +141,93 @@ def test_report_compares_methods_with_bootstrap_cis(small_grid, tmp_path):
     assert not (tmp_path / "comparisons.csv").exists()  # no stale comparisons left behind
 
 
+def test_a_summary_with_other_settings_is_never_taken_for_the_planned_run(small_grid, tmp_path):
+    args, out = small_grid
+    report.main(report.Args(env="clevr", runs=out, results=tmp_path, bootstrap_reps=50))  # archived with 2048 steps
+    for changed, message in ((dict(total_timesteps=1024), "total_timesteps 2048, not 1024"),
+                             (dict(eval_episodes=3), "eval_episodes 5, not 3"),
+                             (dict(lago_args="--num-envs 4 --num-steps 128 --guidance-coef 0.5"), "guidance_coef 0.1, not 0.5")):
+        for where in (dict(out=str(out)), dict(out=str(tmp_path / "fresh"), results=str(tmp_path))):  # present / archived
+            with pytest.raises(SystemExit, match=f"holds a run with {re.escape(message)}"):
+                grid.main(dataclasses.replace(args, dry_run=True, **where, **changed))
+    assert not (tmp_path / "fresh").exists()
+
+
+def test_the_report_refuses_to_mix_settings_and_records_those_of_the_runs(small_grid, tmp_path):
+    _, out = small_grid
+    report.main(report.Args(env="clevr", runs=out, results=tmp_path, bootstrap_reps=50))
+    settings = json.loads((tmp_path / "settings.json").read_text())
+    assert settings["ppo"]["total_timesteps"] == 2048 and settings["ppo"]["bootstrap_truncation"] is True
+    assert settings["lago-tiny-random"]["guidance_coef"] == 0.1 and settings["lago-tiny-random"]["num_envs"] == 4
+    assert settings["lago-tiny-random"]["prior_path"] == "prior__clevr__tiny-random__1"
+    archived = tmp_path / "summaries" / "ppo" / "seed2.json"
+    summary = json.loads(archived.read_text())
+    summary["args"]["total_timesteps"] = 150_000
+    archived.write_text(json.dumps(summary))
+    with pytest.raises(SystemExit, match="the runs of ppo differ in their settings: .*seed2.json has total_timesteps"):
+        report.main(report.Args(env="clevr", runs=tmp_path / "no-runs-here", results=tmp_path, bootstrap_reps=50))
+
+
+def test_killing_a_grid_ends_its_runs(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from rundir import holder
+    from tests.helpers import ROOT
+
+    argv = [sys.executable, str(ROOT / "benchmarks" / "grid.py"), "--methods", "ppo", "--seeds", "1",
+            "--total-timesteps", "10000000", "--out", str(tmp_path / "runs"), "--results", str(tmp_path / "results")]
+    grid_process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = tmp_path / "runs" / "ppo" / "seed1"
+    deadline = time.time() + 120
+    while not holder(run) and time.time() < deadline:  # the run has started and holds its folder
+        time.sleep(0.2)
+    writer = holder(run)
+    assert writer, "the run never started"
+    pid = int(writer.split()[1])
+    os.kill(grid_process.pid, signal.SIGKILL)
+    grid_process.wait()
+    deadline = time.time() + 30
+    while holder(run) and time.time() < deadline:
+        time.sleep(0.2)
+    assert holder(run) is None and not (run / "summary.json").exists()  # the run ended with its grid
+
+    def gone() -> bool:  # reaped, or a zombie waiting to be
+        try:
+            return open(f"/proc/{pid}/stat").read().rsplit(") ", 1)[1][0] == "Z"
+        except FileNotFoundError:
+            return True
+
+    deadline = time.time() + 10
+    while not gone() and time.time() < deadline:
+        time.sleep(0.1)
+    assert gone()
+
+
+def test_a_lock_has_exactly_one_owner_when_processes_race_for_it(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from tests.helpers import ROOT
+
+    code = ("import sys, time; sys.path.insert(0, sys.argv[1]); import rundir\n"
+            "while time.time() < float(sys.argv[3]): pass\n"
+            "lock = rundir.acquire(sys.argv[2]); print('owner' if lock else 'refused', flush=True); time.sleep(0.5)")
+    for trial in range(10):
+        folder = tmp_path / str(trial)
+        folder.mkdir()
+        (folder / "running.lock").write_text("somehost 999999\n")  # left by a process long gone
+        start = time.time() + 0.7
+        racers = [subprocess.Popen([sys.executable, "-c", code, str(ROOT), str(folder), str(start)],
+                                   stdout=subprocess.PIPE, text=True) for _ in range(4)]
+        answers = sorted(racer.communicate(timeout=60)[0].strip() for racer in racers)
+        assert answers == ["owner", "refused", "refused", "refused"], (trial, answers)
+
+
 def test_bootstrap_cis_are_reproducible_and_leave_numpy_alone():
     scores = {"a": np.random.default_rng(1).random((5, 3)), "b": np.random.default_rng(2).random((5, 3))}
     np.random.seed(123)
@@ -181,7 +267,7 @@ def test_metaworld_grid_runs_every_method_task_and_seed(metaworld_grid, capsys):
     lago = json.loads((out / "lago-tiny-random" / "drawer-close-v3" / "seed1" / "summary.json").read_text())
     assert lago["env_id"] == "drawer-close-v3" and lago["args"]["prior_fraction"] == 0.1 and lago["global_step"] == 2048
     alone = json.loads((out / "prior-alone-tiny-random" / "reach-v3" / "seed1" / "summary.json").read_text())
-    assert alone["env_id"] == "reach-v3" and set(alone["final_eval"]) == {"train"}
+    assert alone["env_id"] == "reach-v3" and set(alone["final_eval"]) == {"train", "test"}
     grid.main(args)
     assert "6 runs, 6 finished, 0 to go" in capsys.readouterr().out
 
@@ -191,23 +277,25 @@ def test_metaworld_report_aggregates_over_tasks_and_seeds(metaworld_grid, tmp_pa
     report.main(report.Args(env="metaworld", runs=out, results=tmp_path, bootstrap_reps=200))
     assert {"runs.csv", "curves.csv", "aggregate.csv", "per_task.csv", "curves.png"} <= {p.name for p in tmp_path.iterdir()}
     runs = list(csv.DictReader(open(tmp_path / "runs.csv")))
-    aggregate = {r["method"]: r for r in csv.DictReader(open(tmp_path / "aggregate.csv"))}
-    finals = [float(r["success_rate"]) for r in runs if r["method"] == "ppo"]
+    aggregate = {(r["method"], r["split"]): r for r in csv.DictReader(open(tmp_path / "aggregate.csv"))}
     assert all(r["return"] == "" for r in runs if r["method"].startswith("prior-alone"))  # success is all it measures
-    assert len(finals) == 2 and aggregate["ppo"]["tasks"] == "2" and aggregate["ppo"]["seeds"] == "1"
-    assert float(aggregate["ppo"]["mean"]) == pytest.approx(sum(finals) / 2, abs=1e-4)
-    per_task = {(r["method"], r["task"]): r for r in csv.DictReader(open(tmp_path / "per_task.csv"))}
-    assert set(per_task) == {(m, t) for m in ("ppo", "lago-tiny-random", "prior-alone-tiny-random")
-                             for t in ("reach-v3", "drawer-close-v3")}
+    for split in ("train", "test"):  # the training env's goal positions, and held-out ones
+        finals = [float(r["success_rate"]) for r in runs if r["method"] == "ppo" and r["split"] == split]
+        assert len(finals) == 2 and aggregate[("ppo", split)]["tasks"] == "2" and aggregate[("ppo", split)]["seeds"] == "1"
+        assert float(aggregate[("ppo", split)]["mean"]) == pytest.approx(sum(finals) / 2, abs=1e-4)
+    per_task = {(r["method"], r["task"], r["split"]): r for r in csv.DictReader(open(tmp_path / "per_task.csv"))}
+    assert set(per_task) == {(m, t, split) for m in ("ppo", "lago-tiny-random", "prior-alone-tiny-random")
+                             for t in ("reach-v3", "drawer-close-v3") for split in ("train", "test")}
     record = json.loads((tmp_path / "prior-alone-tiny-random.json").read_text())
-    assert set(record["results"]) == {"metaworld/reach-v3", "metaworld/drawer-close-v3"}
+    assert set(record["results"]) == {f"metaworld/{task}/{split}" for task in ("reach-v3", "drawer-close-v3")
+                                      for split in ("train", "test")}
     # a method that ran a subset of the tasks: left out of `all`, aggregated with every method on its subset
     shutil.rmtree(tmp_path / "summaries" / "lago-tiny-random" / "drawer-close-v3")
     report.main(report.Args(env="metaworld", runs=tmp_path / "no-runs-here", results=tmp_path, bootstrap_reps=200))
-    sets = {(r["task_set"], r["method"]): r for r in csv.DictReader(open(tmp_path / "aggregate.csv"))}
-    assert ("all", "lago-tiny-random") not in sets and sets[("all", "ppo")]["tasks"] == "2"
-    assert {m for t, m in sets if t == "reach-v3"} == {"ppo", "lago-tiny-random", "prior-alone-tiny-random"}
-    assert sets[("reach-v3", "ppo")]["mean"] == per_task[("ppo", "reach-v3")]["mean"]
+    sets = {(r["task_set"], r["method"], r["split"]): r for r in csv.DictReader(open(tmp_path / "aggregate.csv"))}
+    assert ("all", "lago-tiny-random", "test") not in sets and sets[("all", "ppo", "test")]["tasks"] == "2"
+    assert {m for t, m, _ in sets if t == "reach-v3"} == {"ppo", "lago-tiny-random", "prior-alone-tiny-random"}
+    assert sets[("reach-v3", "ppo", "test")]["mean"] == per_task[("ppo", "reach-v3", "test")]["mean"]
 
 
 def test_stage2_speed_reports_medians_and_the_ratio(tmp_path, clevr_prior):
