@@ -141,7 +141,7 @@ def test_a_non_finite_ppo_loss_names_the_update(tmp_path, clevr_prior, script):
     assert not (tmp_path / "run" / "summary.json").exists()
 
 
-@pytest.mark.parametrize("flag, value, message", [
+FLAGS = [
     ("--learning-rate", "0", "--learning-rate must be finite and > 0, got 0.0"),
     ("--learning-rate", "inf", "--learning-rate must be finite and > 0, got inf"),
     ("--gamma", "5", "--gamma must be finite and in (0, 1], got 5.0"),
@@ -152,25 +152,37 @@ def test_a_non_finite_ppo_loss_names_the_update(tmp_path, clevr_prior, script):
     ("--ent-coef", "nan", "--ent-coef must be finite and >= 0, got nan"),
     ("--vf-coef", "-0.5", "--vf-coef must be finite and >= 0, got -0.5"),
     ("--target-kl", "0", "--target-kl must be finite and > 0, got 0.0"),
-])
-def test_ppo_float_flags_are_validated(tmp_path, flag, value, message):
-    result = run_script("ppo_baseline.py", flag, value, "--run-dir", str(tmp_path / "run"))
-    assert_one_sentence_error(result, "ppo_baseline.py", message)
-    assert not (tmp_path / "run").exists()
-
-
-@pytest.mark.parametrize("script, prior", [("lago_clevr_discrete.py", "clevr_prior"),
-                                           ("lago_metaworld_continuous.py", "metaworld_prior")])
-@pytest.mark.parametrize("flag, value, message", [
+]
+LAGO_FLAGS = [
     ("--guidance-coef", "nan", "--guidance-coef must be finite and >= 0, got nan"),
     ("--guidance-coef", "inf", "--guidance-coef must be finite and >= 0, got inf"),
-    ("--gamma", "5", "--gamma must be finite and in (0, 1], got 5.0"),
-    ("--max-grad-norm", "-1", "--max-grad-norm must be finite and > 0, got -1.0"),
-])
-def test_lago_float_flags_are_validated(request, tmp_path, script, prior, flag, value, message):
-    result = run_script(script, "--prior-path", str(request.getfixturevalue(prior)), flag, value,
-                        "--run-dir", str(tmp_path / "run"))
-    assert_one_sentence_error(result, script, message)
+    ("--guidance-decay-end", "nan", "--guidance-decay-end must be finite and in (0, 1], got nan"),
+    ("--prior-fraction", "-0.1", "--prior-fraction must be finite and in (0, 1], got -0.1"),
+]
+
+
+@pytest.mark.parametrize("module, flag, value, message",
+                         [(module, *flag) for module in ("ppo_baseline", "lago_clevr_discrete", "lago_metaworld_continuous")
+                          for flag in FLAGS] + [(module, *flag) for module in ("lago_clevr_discrete", "lago_metaworld_continuous")
+                                                for flag in LAGO_FLAGS])
+def test_float_flags_are_validated(module, flag, value, message):
+    import importlib
+
+    import tyro
+
+    script = importlib.import_module(module)
+    check = script.fill_defaults if module == "ppo_baseline" else script.check_args
+    with pytest.raises(SystemExit) as error:
+        check(tyro.cli(script.Args, args=[flag, value]))
+    assert str(error.value) == f"{module}.py: error: {message}"
+
+
+@pytest.mark.parametrize("script, prior", [("ppo_baseline.py", None), ("lago_clevr_discrete.py", "clevr_prior"),
+                                           ("lago_metaworld_continuous.py", "metaworld_prior")])
+def test_a_bad_float_flag_stops_the_script_before_it_writes(request, tmp_path, script, prior):
+    extra = ["--prior-path", str(request.getfixturevalue(prior))] if prior else []
+    result = run_script(script, *extra, "--max-grad-norm", "-1", "--run-dir", str(tmp_path / "run"))
+    assert_one_sentence_error(result, script, "--max-grad-norm must be finite and > 0, got -1.0")
     assert not (tmp_path / "run").exists()
 
 
