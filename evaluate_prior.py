@@ -95,7 +95,7 @@ def run_episodes(prior: FrozenPrior, make_env: Callable, text_of: Callable, epis
         env.close()
     result = {"episodes": len(successes), "success_rate": float(np.mean(successes)),
               "mean_episode_length": float(np.mean(lengths)), "seconds": round(time.time() - start, 1)}
-    print(f"{label:<26}success {result['success_rate']:.3f}  ({result['episodes']} episodes, "
+    print(f"{label:<34} success {result['success_rate']:.3f}  ({result['episodes']} episodes, "
           f"mean length {result['mean_episode_length']:.1f}, {result['seconds']:.0f}s)", flush=True)
     return result
 

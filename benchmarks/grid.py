@@ -304,7 +304,7 @@ def execute(runs: list[Run], jobs: int, threads: int, dry_run: bool = False) -> 
     children: set[subprocess.Popen] = set()
     interrupted = threading.Event()
 
-    def execute(index: int, run: Run) -> None:
+    def supervise(index: int, run: Run) -> None:
         name = f"{run.method} {run.task} seed {run.seed}" if run.task else f"{run.method} seed {run.seed}"
         if failed:  # something failed: start nothing new
             return
@@ -347,7 +347,7 @@ def execute(runs: list[Run], jobs: int, threads: int, dry_run: bool = False) -> 
 
     pool = ThreadPoolExecutor(jobs)
     try:
-        list(pool.map(lambda item: execute(*item), enumerate(todo, 1)))
+        list(pool.map(lambda item: supervise(*item), enumerate(todo, 1)))
     except BaseException:  # Ctrl-C or `kill <grid>`: end the runs this grid started, start no other
         interrupted.set()
         failed.append("the grid (interrupted)")
