@@ -311,3 +311,37 @@ def test_stage2_speed_reports_medians_and_the_ratio(tmp_path, clevr_prior):
     assert saved["ratio"] == pytest.approx(saved["lago_seconds"] / saved["ppo_seconds"])
     assert saved["lago_settings"]["prior_fraction"] == 0.5 and saved["llm"] == "tiny-random"
     assert saved["prior_dtype"] in ("float32", "bfloat16") and saved["state_tokens"] == 4
+
+
+def test_the_guidance_setting_is_chosen_by_train_goal_success_ties_to_the_first(tmp_path):
+    from benchmarks import tune_guidance
+
+    sweep = tune_guidance.settings(tune_guidance.Args(env="clevr", coefs="0.1,1", schedules="linear,constant"))
+    assert [label for label, _ in sweep] == ["f0.25-coef0.1-linear", "f0.25-coef0.1-constant",
+                                             "f0.25-coef1-linear", "f0.25-coef1-constant"]
+    assert dict(sweep)["f0.25-coef1-constant"] == "--prior-fraction 0.25 --guidance-coef 1 --guidance-schedule constant"
+    assert dict(sweep)["f0.25-coef0.1-linear"].endswith("--guidance-schedule linear --guidance-decay-end 0.6")
+    rows = [("all", "ppo", "train", 0.9), ("all", "lago-p+f0.25-coef0.1-linear", "train", 0.4),
+            ("all", "lago-p+f0.25-coef0.1-constant", "train", 0.6), ("all", "lago-p+f0.25-coef1-linear", "train", 0.6),
+            ("all", "lago-p+f0.25-coef1-constant", "train", 0.5), ("all", "lago-p+f0.25-coef1-constant", "test", 0.99),
+            ("reach-v3", "lago-p+f0.25-coef1-linear", "train", 1.0)]
+    path = tmp_path / "aggregate.csv"
+    path.write_text("task_set,method,split,mean\n" + "".join(f"{t},{m},{s},{v}\n" for t, m, s, v in rows))
+    labels = [label for label, _ in sweep]
+    best, scores = tune_guidance.choose(path, "lago-p", labels)
+    assert best == "f0.25-coef0.1-constant" and scores["f0.25-coef1-linear"] == 0.6  # a tie: the setting listed first
+    with pytest.raises(SystemExit, match="has no score for f0.25-coef3-linear; the sweep is not finished"):
+        tune_guidance.choose(path, "lago-p", labels + ["f0.25-coef3-linear"])
+
+
+def test_the_grid_runs_the_chosen_setting(tmp_path):
+    chosen = tmp_path / "chosen.json"
+    chosen.write_text(json.dumps({"label": "f0.25-coef1-constant",
+                                  "lago_args": "--prior-fraction 0.25 --guidance-coef 1 --guidance-schedule constant"}))
+    runs = grid.plan(grid.Args(methods="lago-smollm2-135m", seeds="1", guidance_from=str(chosen)))
+    assert runs[0].method == "lago-smollm2-135m+f0.25-coef1-constant"
+    assert runs[0].command[-6:] == ["--prior-fraction", "0.25", "--guidance-coef", "1", "--guidance-schedule", "constant"]
+    with pytest.raises(SystemExit, match="--guidance-from sets --lago-args and --label; give it alone"):
+        grid.plan(grid.Args(methods="lago-smollm2-135m", guidance_from=str(chosen), label="x"))
+    with pytest.raises(SystemExit, match="is not a chosen.json of benchmarks/tune_guidance.py"):
+        grid.plan(grid.Args(methods="lago-smollm2-135m", guidance_from=str(tmp_path / "missing.json")))
