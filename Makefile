@@ -42,8 +42,8 @@ prior-results: install
 	$(PYTHON) benchmarks/prior_speed.py --llm smollm2-135m --batch 2048 --json results/prior/prior_speed_smollm2-135m.json
 	$(PYTHON) benchmarks/readme_tables.py --update-readme
 
-# the priors of the comparison: LaGO's default (4 state tokens), one with a single latent state token (a quarter
-# of the LLM work per state), the same LLM with random weights (does LLM knowledge matter?) and a larger LLM
+# the priors: LaGO's default (4 state tokens, the one the comparisons use), one with a single latent state token
+# (a quarter of the LLM work per state, stage2-results), the same LLM with random weights and a larger LLM
 demos/clevr.npz:
 	$(PYTHON) collect_demos.py --env clevr
 demos/metaworld.npz:

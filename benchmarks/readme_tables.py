@@ -100,23 +100,33 @@ def prior_table(results: Path = RESULTS) -> str:
     if not speeds:
         raise SystemExit(f"readme_tables.py: error: no {folder}/prior_speed_*.json; run `make prior-results` first")
     c, m = clevr["prior"], metaworld["prior"]
+    tasks = list(dict.fromkeys(name.split("/")[1] for name in metaworld["results"]))  # metaworld/<task>/<split>
+
+    def mean_over_tasks(split: str) -> float:
+        return sum(metaworld["results"][f"metaworld/{task}/{split}"]["success_rate"] for task in tasks) / len(tasks)
+
+    def fine_tuning(prior: dict) -> str:
+        threads = prior["machine"]["threads"]
+        return f"{prior['train_seconds'] / 60:.1f} min ({threads} thread{'s' * (threads > 1)})"
+
     lines = [
-        "| benchmark (LLM) | demonstrations (train / val transitions) | validation | fine-tuning, 2 CPU cores | prior alone, greedy |",
+        "| benchmark (LLM) | demonstrations (train / val transitions) | validation | fine-tuning on a CPU | prior alone, greedy |",
         "| --- | --- | --- | --- | --- |",
         f"| CLEVR-Robot (`{c['llm']}`) | {c['train_transitions']} / {c['val_transitions']} "
         f"| accuracy {c['val_metrics']['accuracy']:.3f} (majority class {c['val_majority_accuracy']:.3f}), NLL {c['val_metrics']['nll']:.3f} "
-        f"| {c['train_seconds'] / 60:.1f} min | train goals {clevr['results']['clevr/train']['success_rate']:.2f}, "
+        f"| {fine_tuning(c)} | train goals {clevr['results']['clevr/train']['success_rate']:.2f}, "
         f"held-out test goals {clevr['results']['clevr/test']['success_rate']:.2f} "
         f"({clevr['results']['clevr/train']['episodes']} episodes each) |",
         f"| Meta-World MT10 (`{m['llm']}`) | {m['train_transitions']} / {m['val_transitions']} "
-        f"| MSE {m['val_metrics']['mse']:.4f}, NLL {m['val_metrics']['nll']:.3f} | {m['train_seconds'] / 60:.1f} min "
-        f"| mean over tasks {sum(r['success_rate'] for r in metaworld['results'].values()) / len(metaworld['results']):.2f} (below) |",
+        f"| MSE {m['val_metrics']['mse']:.4f}, NLL {m['val_metrics']['nll']:.3f} | {fine_tuning(m)} "
+        f"| mean over tasks: demonstrated goal positions {mean_over_tasks('train'):.2f}, held-out {mean_over_tasks('test'):.2f} (below) |",
         "",
-        "| MT10 task | prior alone, success | episodes |",
-        "| --- | --- | --- |",
+        "| MT10 task | prior alone: demonstrated goal positions | held-out goal positions | episodes each |",
+        "| --- | --- | --- | --- |",
     ]
-    for name, result in metaworld["results"].items():
-        lines.append(f"| {name.removeprefix('metaworld/')} | {result['success_rate']:.2f} | {result['episodes']} |")
+    for task in tasks:
+        train, test = (metaworld["results"][f"metaworld/{task}/{split}"] for split in ("train", "test"))
+        lines.append(f"| {task} | {train['success_rate']:.2f} | {test['success_rate']:.2f} | {train['episodes']} |")
     sentences = [
         (
             f"Batched inference, `{speed['llm']}`, batch {speed['batch']} with {speed['distinct_texts']} distinct texts, "
@@ -158,9 +168,15 @@ def stage2_speed_table(results: Path = RESULTS) -> str:
                                f"{', '.join(threads)} threads; each run includes one final evaluation.")
 
 
+NOTED_SETTINGS = ("total_timesteps", "guidance_coef", "guidance_schedule", "guidance_decay_end", "guidance_kl",
+                  "prior_fraction", "bootstrap_truncation", "max_episode_steps", "eval_episodes", "episodes")
+
+
 def run_notes(settings: dict, folder: Path) -> list[str]:
-    """Under a comparison table: each method's settings, then each prior's fine-tuning record."""
-    lines = [f"- `{method}`: " + ", ".join(f"{k} {v}" for k, v in values.items()) for method, values in sorted(settings.items())]
+    """Under a comparison table: each method's main settings (all of them in settings.json), then each prior's
+    fine-tuning record."""
+    lines = [f"- `{method}`: " + ", ".join(f"{k} {values[k]}" for k in NOTED_SETTINGS if k in values)
+             for method, values in sorted(settings.items())]
     for path in sorted(folder.glob("prior-alone-*.json")):
         prior, method = json.loads(path.read_text())["prior"], path.stem
         metrics = prior["val_metrics"]
@@ -199,26 +215,56 @@ def metaworld_table(results: Path = RESULTS) -> str:
     per_task = _load_csv(folder / "per_task.csv", "metaworld-results")
     settings = json.loads((folder / "settings.json").read_text())
     lines = [
-        "| tasks | method | tasks x seeds | mean success [95% CI] | IQM [95% CI] |",
-        "| --- | --- | --- | --- | --- |",
+        "| tasks | method | tasks x seeds | train goal positions: mean success [95% CI] | IQM "
+        "| held-out goal positions: mean success [95% CI] | IQM |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for r in aggregate:  # report.py's order: every task first, then each smaller task set
-        name = f"all {r['tasks']}" if r["task_set"] == "all" else ", ".join(f"`{t}`" for t in r["task_set"].split())
-        lines.append(f"| {name} | `{r['method']}` | {r['tasks']} x {r['seeds']} "
-                     f"| {float(r['mean']):.3f} [{float(r['mean_low']):.3f}, {float(r['mean_high']):.3f}] "
-                     f"| {float(r['iqm']):.3f} [{float(r['iqm_low']):.3f}, {float(r['iqm_high']):.3f}] |")
+    rows = {(r["task_set"], r["method"], r["split"]): r for r in aggregate}
+    for task_set, method, _ in [key for key in rows if key[2] == "train"]:  # report.py's order: all tasks first
+        first = rows[(task_set, method, "train")]
+        name = f"all {first['tasks']}" if task_set == "all" else ", ".join(f"`{t}`" for t in task_set.split())
+        cells = [name, f"`{method}`", f"{first['tasks']} x {first['seeds']}"]
+        for split in ("train", "test"):
+            r = rows[(task_set, method, split)]
+            cells += [f"{float(r['mean']):.3f} [{float(r['mean_low']):.3f}, {float(r['mean_high']):.3f}]",
+                      f"{float(r['iqm']):.3f}"]
+        lines.append("| " + " | ".join(cells) + " |")
     order = sorted({r["method"] for r in per_task}, key=lambda m: (m.startswith("prior-alone"), m))
-    cell = {(r["method"], r["task"]): r for r in per_task}
-    lines += ["", "Per task, mean final success over the seeds (their 95% CIs are in `results/metaworld/per_task.csv`):", "",
+    cell = {(r["method"], r["task"], r["split"]): r for r in per_task}
+    lines += ["", "Per task, mean final success over the seeds, train / held-out goal positions (95% CIs in "
+              "`results/metaworld/per_task.csv`):", "",
               "| task | " + " | ".join(f"`{m}`" for m in order) + " |", "| --- |" + " --- |" * len(order)]
     for task in sorted({r["task"] for r in per_task}):
         lines.append(f"| `{task}` | " + " | ".join(
-            f"{float(cell[(m, task)]['mean']):.2f}" if (m, task) in cell else "" for m in order) + " |")
+            " / ".join(f"{float(cell[(m, task, split)]['mean']):.2f}" for split in ("train", "test"))
+            if (m, task, "train") in cell else "" for m in order) + " |")
     return "\n".join(lines + [""] + run_notes(settings, folder))
+
+
+def tuning_table(results: Path = RESULTS) -> str:
+    """The guidance sweep on the tuning seeds, per benchmark: every setting's success, and the one chosen."""
+    lines = ["| benchmark | tuning seeds (tasks) | method | train goals: mean success [95% CI] | held-out goals | chosen |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for env, title in BENCHMARKS:
+        folder = results / f"{env}-tuning"
+        chosen = _load(folder / "chosen.json", f"{env}-tuning")
+        rows = {(r["method"], r["split"]): r for r in _load_csv(folder / "aggregate.csv", f"{env}-tuning")
+                if r["task_set"] == "all"}
+        where = ", ".join(map(str, chosen["tuning_seeds"]))
+        if chosen["tuning_tasks"]:
+            where += f" ({', '.join(f'`{t}`' for t in chosen['tuning_tasks'])})"
+        for method in sorted({m for m, _ in rows}, key=lambda m: (m != "ppo", m)):
+            train, test = rows[(method, "train")], rows[(method, "test")]
+            mark = "**chosen**" if method == f"{chosen['method']}+{chosen['label']}" else ""
+            lines.append(f"| {title} | {where} | `{method}` "
+                         f"| {float(train['mean']):.3f} [{float(train['mean_low']):.3f}, {float(train['mean_high']):.3f}] "
+                         f"| {float(test['mean']):.3f} | {mark} |")
+    return "\n".join(lines)
 
 
 QUESTIONS = [  # (the question a comparison answers, how to recognise it from its two methods)
     ("Does LaGO beat PPO?", lambda a, b: b == "ppo"),
+    ("Does LaGO beat the prior alone?", lambda a, b: b.startswith("prior-alone")),
     ("Does the pretrained LLM guide better than the same LLM with random weights?", lambda a, b: b.split("+")[0].endswith("-random")),
     ("Does the larger LLM (Gemma 3 270M) guide better than SmolLM2-135M?", lambda a, b: "gemma3-270m" in a and "smollm2" in b),
 ]
@@ -235,7 +281,9 @@ def results_table(results: Path = RESULTS) -> str:
     for env, title in BENCHMARKS:
         for r in _load_csv(results / env / "comparisons.csv", "report"):
             question = next((q for q, match in QUESTIONS if match(r["method"], r["baseline"])), "other")
-            bench = f"{title}, {'held-out test goals' if r['split'] == 'test' else 'train goals'}" if env == "clevr" else title
+            goals = {"clevr": ("train goals", "held-out test goals"), "metaworld": ("train goal positions",
+                                                                                    "held-out goal positions")}[env]
+            bench = f"{title}, {goals[r['split'] == 'test']}"
             rows.append((question, bench, r))
     rows.sort(key=lambda row: [q for q, _ in QUESTIONS].index(row[0]) if row[0] != "other" else len(QUESTIONS))
     for question, bench, r in rows:
@@ -257,17 +305,18 @@ def budget_table(results: Path = RESULTS) -> str:
              "| --- | --- | --- | --- | --- | --- |"]
     total = 0.0
     for env, title in BENCHMARKS:
-        first_split = {}
-        for r in _load_csv(results / env / "runs.csv", "report"):  # one row per run (its first split)
-            first_split.setdefault((r["method"], r["task"], r["seed"]), r)
-        for method in sorted({m for m, _, _ in first_split}, key=lambda m: (m.startswith("prior-alone"), m)):
-            runs = [r for (m, _, _), r in first_split.items() if m == method]
-            seconds = [float(r["wall_seconds"]) for r in runs if r["wall_seconds"]]
-            if not seconds:  # the prior alone: an evaluation, not a training run
-                continue
-            total += sum(seconds)
-            lines.append(f"| {title} | `{method}` | {len(runs)} | {int(runs[0]['global_step']):,} "
-                         f"| {statistics.median(seconds) / 60:.1f} min | {sum(seconds) / 3600:.1f} h |")
+        for folder, label in ((f"{env}-tuning", f"{title}, tuning"), (env, title)):
+            first_split = {}
+            for r in _load_csv(results / folder / "runs.csv", "report"):  # one row per run (its first split)
+                first_split.setdefault((r["method"], r["task"], r["seed"]), r)
+            for method in sorted({m for m, _, _ in first_split}, key=lambda m: (m.startswith("prior-alone"), m)):
+                runs = [r for (m, _, _), r in first_split.items() if m == method]
+                seconds = [float(r["wall_seconds"]) for r in runs if r["wall_seconds"]]
+                if not seconds:  # the prior alone: an evaluation, not a training run
+                    continue
+                total += sum(seconds)
+                lines.append(f"| {label} | `{method}` | {len(runs)} | {int(runs[0]['global_step']):,} "
+                             f"| {statistics.median(seconds) / 60:.1f} min | {sum(seconds) / 3600:.1f} h |")
         for record in sorted((results / env).glob("prior-alone-*.json")):  # stage 1: each prior's fine-tuning
             prior = json.loads(record.read_text())["prior"]
             total += prior["train_seconds"]
@@ -279,7 +328,7 @@ def budget_table(results: Path = RESULTS) -> str:
 
 TABLES = {"env-table": env_table, "prior-table": prior_table, "stage2-speed-table": stage2_speed_table,
           "clevr-table": clevr_table, "metaworld-table": metaworld_table, "results-table": results_table,
-          "budget-table": budget_table}
+          "tuning-table": tuning_table, "budget-table": budget_table}
 
 
 def readme_block(name: str, readme: Path = README) -> str:
