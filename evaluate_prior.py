@@ -35,7 +35,8 @@ class Args:
     splits: str = "train,test"
     """goal splits to evaluate (comma-separated): train, test (held out), and on CLEVR-Robot also all"""
     instructions: str = "train"
-    """CLEVR-Robot instruction templates: `train` or the held-out `paraphrase`"""
+    """the language the prior reads: `train` (the demonstrations'), `unseen` (synonyms and descriptions of the
+    outcome in words that fine-tuning never saw), on CLEVR-Robot also `paraphrase` (new sentences, the same key words)"""
     tasks: Optional[str] = None
     """Meta-World tasks (comma-separated); default: the tasks the prior was trained on"""
     num_envs: int = 10
@@ -108,6 +109,7 @@ def main(args: Args) -> dict[str, dict[str, float]]:
     config = read_prior_config(args.prior_path)
     results: dict[str, dict[str, float]] = {}
     splits = [s.strip() for s in args.splits.split(",") if s.strip()]
+    language = "" if args.instructions == "train" else f" ({args.instructions} instructions)"
     if config["env"] == "clevr":
         import gymnasium as gym
 
@@ -117,7 +119,7 @@ def main(args: Args) -> dict[str, dict[str, float]]:
             if split not in GOAL_SPLITS:
                 raise PriorError(f"--splits: unknown goal split {split!r}; expected train, test or all")
         if args.instructions not in INSTRUCTION_SETS:
-            raise PriorError(f"--instructions must be train or paraphrase, got {args.instructions!r}")
+            raise PriorError(f"--instructions must be {', '.join(INSTRUCTION_SETS)} for CLEVR-Robot, got {args.instructions!r}")
         probe = gym.make(ENV_ID)
         prior = load_prior(args.prior_path, probe, device=args.device)
         for split in splits:
@@ -125,11 +127,13 @@ def main(args: Args) -> dict[str, dict[str, float]]:
                 prior,
                 lambda: gym.make(ENV_ID, goal_split=split, instructions=args.instructions,
                                  max_episode_steps=args.max_episode_steps or 50),
-                lambda info: info["goal_text"], args.episodes, args.num_envs, args.seed, f"clevr {split} goals",
+                lambda info: info["goal_text"], args.episodes, args.num_envs, args.seed, f"clevr {split} goals{language}",
             )
     else:
-        from envs.metaworld_tasks import make_metaworld_env, task_prompt
+        from envs.metaworld_tasks import PROMPT_SETS, make_metaworld_env, task_prompt
 
+        if args.instructions not in PROMPT_SETS:
+            raise PriorError(f"--instructions must be {', '.join(PROMPT_SETS)} for Meta-World, got {args.instructions!r}")
         tasks = [t.strip() for t in args.tasks.split(",")] if args.tasks else config["tasks"]
         for task in tasks:
             try:
@@ -152,8 +156,8 @@ def main(args: Args) -> dict[str, dict[str, float]]:
                 results[f"metaworld/{task}/{split}"] = run_episodes(
                     prior,
                     lambda: make_metaworld_env(task, seed=env_seeds[split], max_episode_steps=args.max_episode_steps or 500),
-                    lambda info, text=task_prompt(task): text, args.episodes, args.num_envs, args.seed,
-                    f"{task} {split} goals",
+                    lambda info, text=task_prompt(task, args.instructions): text, args.episodes, args.num_envs,
+                    args.seed, f"{task} {split} goals{language}",
                 )
     if args.json:
         path = Path(args.json)

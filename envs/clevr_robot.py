@@ -27,7 +27,10 @@ Conventions of this implementation (where the original is silent or differs):
   ``test`` split contains every goal whose (target colour, relation) combination is one of
   ``HELD_OUT_COMBINATIONS``; those combinations never occur in ``train``. Instructions come from
   ``TRAIN_TEMPLATES``, or from the held-out ``PARAPHRASE_TEMPLATES`` with
-  ``instructions="paraphrase"``.
+  ``instructions="paraphrase"`` (other sentences, the same key words), or with
+  ``instructions="unseen"`` from ``UNSEEN_TEMPLATES`` filled with ``UNSEEN_COLOURS`` and
+  ``UNSEEN_RELATION_PHRASES``: synonyms and descriptions of the outcome, no content word of which
+  occurs in any training instruction (what an LLM's knowledge of language could bridge).
 - ``info`` carries the goal as text (``goal_text``, for the language prior), as an id
   (``goal_id``) and as a factored 14-number encoding (``goal``: one-hot target colour, relation
   and anchor colour) that a policy network can consume and that generalises to held-out
@@ -92,6 +95,17 @@ PARAPHRASE_TEMPLATES = (
     "Get the {target} ball so that it sits {relation} the {anchor} one.",
 )
 
+# No content word of these occurs in a training instruction: other colour names, the relations as compass sides and
+# distances from the camera (which looks towards +y), the goal described as an outcome.
+UNSEEN_TEMPLATES = (
+    "Shove the {target} marble so it rests {relation} the {anchor} marble.",
+    "Afterwards, the {target} orb should lie {relation} the {anchor} orb.",
+    "Arrange the table so that the {target} marble ends up {relation} the {anchor} marble.",
+)
+UNSEEN_COLOURS = ("crimson", "azure", "emerald", "violet", "turquoise")
+UNSEEN_RELATION_PHRASES = ("on the west side of", "on the east side of", "nearer the camera than",
+                           "farther from the camera than")
+
 GOALS: tuple[tuple[int, int, int], ...] = tuple(
     (target, relation, anchor)
     for target in range(NUM_BALLS)
@@ -103,15 +117,18 @@ _HELD_OUT = {(COLOURS.index(c), RELATIONS.index(r)) for c, r in HELD_OUT_COMBINA
 TEST_GOAL_IDS = tuple(i for i, (t, r, _) in enumerate(GOALS) if (t, r) in _HELD_OUT)
 TRAIN_GOAL_IDS = tuple(i for i in range(len(GOALS)) if i not in set(TEST_GOAL_IDS))
 GOAL_SPLITS = {"train": TRAIN_GOAL_IDS, "test": TEST_GOAL_IDS, "all": tuple(range(len(GOALS)))}
-INSTRUCTION_SETS = {"train": TRAIN_TEMPLATES, "paraphrase": PARAPHRASE_TEMPLATES}
+INSTRUCTION_SETS = {  # name: (templates, colour words, relation phrases)
+    "train": (TRAIN_TEMPLATES, COLOURS, RELATION_PHRASES),
+    "paraphrase": (PARAPHRASE_TEMPLATES, COLOURS, RELATION_PHRASES),
+    "unseen": (UNSEEN_TEMPLATES, UNSEEN_COLOURS, UNSEEN_RELATION_PHRASES),
+}
 
 
-def goal_text(goal_id: int, template: str = TRAIN_TEMPLATES[0]) -> str:
+def goal_text(goal_id: int, template: str = TRAIN_TEMPLATES[0], colours: tuple[str, ...] = COLOURS,
+              relations: tuple[str, ...] = RELATION_PHRASES) -> str:
     """The instruction for a goal, e.g. 'Push the red ball to the left of the blue ball.'"""
     target, relation, anchor = GOALS[goal_id]
-    return template.format(
-        target=COLOURS[target], relation=RELATION_PHRASES[relation], anchor=COLOURS[anchor]
-    )
+    return template.format(target=colours[target], relation=relations[relation], anchor=colours[anchor])
 
 
 def goal_vector(goal_id: int) -> np.ndarray:
@@ -211,7 +228,7 @@ class CLEVRRobotEnv(gym.Env):
     def __init__(
         self,
         goal_split: Literal["train", "test", "all"] = "train",
-        instructions: Literal["train", "paraphrase"] = "train",
+        instructions: Literal["train", "paraphrase", "unseen"] = "train",
         goal_in_obs: bool = False,
         render_mode: str | None = None,
         width: int = 256,
@@ -227,7 +244,7 @@ class CLEVRRobotEnv(gym.Env):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.goal_split = goal_split
         self.goal_ids = GOAL_SPLITS[goal_split]
-        self.templates = INSTRUCTION_SETS[instructions]
+        self.templates, self.colour_words, self.relation_phrases = INSTRUCTION_SETS[instructions]
         self.goal_in_obs = goal_in_obs
         self.render_mode = render_mode
         self.width, self.height = width, height
@@ -246,7 +263,10 @@ class CLEVRRobotEnv(gym.Env):
         self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)
 
         self.goal_id = self.goal_ids[0]
-        self.goal_text = goal_text(self.goal_id, self.templates[0])
+        self.goal_text = self._goal_text(self.templates[0])
+
+    def _goal_text(self, template: str) -> str:
+        return goal_text(self.goal_id, template, self.colour_words, self.relation_phrases)
 
     # --- physics -----------------------------------------------------------------------------
     @property
@@ -321,7 +341,7 @@ class CLEVRRobotEnv(gym.Env):
         template = options.get("template")
         if template is None:
             template = self.templates[int(self.np_random.integers(len(self.templates)))]
-        self.goal_text = goal_text(self.goal_id, template)
+        self.goal_text = self._goal_text(template)
         mujoco.mj_resetData(self.model, self.data)
         self.data.qpos[:OBS_DIM] = positions.reshape(-1)
         self.data.qpos[OBS_DIM:] = PUSHER_PARKING

@@ -41,6 +41,22 @@ TASK_PROMPTS = {
     "window-close-v3": "Slide the window closed by pushing its handle sideways.",
 }
 
+# One prompt per task in words that no training prompt uses (kept out of fine-tuning): does the prior's LLM connect
+# them to what it learned?
+UNSEEN_TASK_PROMPTS = {
+    "reach-v3": "Bring the arm's claw to the marked spot.",
+    "push-v3": "Shove the small disc over the surface until it lies on the marked spot.",
+    "pick-place-v3": "Lift the small disc and set it on the marked spot.",
+    "door-open-v3": "Swing the gate wide by tugging its lever in an arc.",
+    "drawer-open-v3": "Take hold of the cabinet knob and tug the compartment outward.",
+    "drawer-close-v3": "Shove the cabinet compartment shut.",
+    "button-press-topdown-v3": "Depress the switch with a vertical stroke.",
+    "peg-insert-side-v3": "Lift the rod and thread it horizontally through the slot.",
+    "window-open-v3": "Nudge the glass pane's latch laterally until the pane is ajar.",
+    "window-close-v3": "Nudge the glass pane's latch laterally until the pane is shut.",
+}
+PROMPT_SETS = {"train": TASK_PROMPTS, "unseen": UNSEEN_TASK_PROMPTS}
+
 OBS_DIM = 39
 ACTION_DIM = 4
 MAX_EPISODE_STEPS = 500
@@ -53,8 +69,11 @@ def check_task(task: str) -> str:
     return task
 
 
-def task_prompt(task: str) -> str:
-    return TASK_PROMPTS[check_task(task)]
+def task_prompt(task: str, instructions: str = "train") -> str:
+    """The task's prompt: `train`, the one demonstrations and fine-tuning use, or `unseen`, in words they never use."""
+    if instructions not in PROMPT_SETS:
+        raise ValueError(f"unknown Meta-World instruction set {instructions!r}; expected train or unseen")
+    return PROMPT_SETS[instructions][check_task(task)]
 
 
 def make_metaworld_env(

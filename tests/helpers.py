@@ -41,3 +41,14 @@ def hold_lock(directory: Path, name: str = "running.lock") -> subprocess.Popen:
     process = subprocess.Popen([sys.executable, "-c", code, str(ROOT), str(directory), name], stdout=subprocess.PIPE, text=True)
     assert process.stdout.readline().strip() == "held"
     return process
+
+
+FUNCTION_WORDS = frozenset({"a", "an", "the", "of", "to", "in", "on", "at", "by", "it", "its", "so", "that", "than",
+                            "and", "from", "up", "s"})
+
+
+def content_words(*texts: str) -> set[str]:
+    """The lower-case words of `texts` other than articles, prepositions, pronouns and conjunctions."""
+    import re
+
+    return {word for text in texts for word in re.findall(r"[a-z]+", text.lower())} - FUNCTION_WORDS

@@ -313,6 +313,25 @@ def test_stage2_speed_reports_medians_and_the_ratio(tmp_path, clevr_prior):
     assert saved["prior_dtype"] in ("float32", "bfloat16") and saved["state_tokens"] == 4
 
 
+def test_finetune_speed_times_each_variant_and_checkpointing_changes_no_result(tmp_path):
+    import collect_demos
+    from benchmarks import finetune_speed
+
+    collect_demos.main(collect_demos.Args(env="clevr", episodes=10, seed=3, out=str(tmp_path / "demos.npz")))
+    out = tmp_path / "speed.json"
+    record = finetune_speed.main(finetune_speed.Args(
+        llm="tiny-random", demos=str(tmp_path / "demos.npz"), steps=3, json=str(out),
+        variants="default; checkpointing=--gradient-checkpointing; fp32=--precision fp32"))
+    assert json.loads(out.read_text()) == record and list(record["variants"]) == ["default", "checkpointing", "fp32"]
+    default, checkpointing = record["variants"]["default"], record["variants"]["checkpointing"]
+    assert default["seconds_per_step"] > 0 and default["minutes_for_400_steps"] == round(default["seconds_per_step"] * 400 / 60, 1)
+    assert checkpointing["val_metrics"] == default["val_metrics"]  # the same fine-tune, recomputed activations
+    assert record["variants"]["fp32"]["precision"] == "fp32"
+    with pytest.raises(SystemExit, match="variant 'bad' failed: .*--state-tokens must be a positive integer"):
+        finetune_speed.main(finetune_speed.Args(llm="tiny-random", demos=str(tmp_path / "demos.npz"), steps=1,
+                                                variants="bad=--state-tokens 0"))
+
+
 def test_the_guidance_setting_is_chosen_by_train_goal_success_ties_to_the_first(tmp_path):
     from benchmarks import tune_guidance
 

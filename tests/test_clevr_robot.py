@@ -142,6 +142,27 @@ def test_instructions_and_paraphrases():
     assert texts and texts.isdisjoint(train_texts)
 
 
+def test_unseen_instructions_share_no_content_word_with_training():
+    from envs.clevr_robot import INSTRUCTION_SETS, UNSEEN_TEMPLATES
+    from tests.helpers import content_words
+
+    train_texts = {goal_text(g, t) for g in range(len(GOALS)) for t in TRAIN_TEMPLATES}
+    env = CLEVRRobotEnv(goal_split="all", instructions="unseen")
+    unseen = {}
+    for seed in range(200):
+        _, info = env.reset(seed=seed)
+        unseen.setdefault(info["goal_id"], set()).add(info["goal_text"])
+    texts = set().union(*unseen.values())
+    assert len(unseen) > 40 and texts.isdisjoint(train_texts)
+    assert not content_words(*texts) & content_words(*train_texts)
+    assert {"crimson", "west", "camera", "marble"} <= content_words(*texts)  # the words are really there
+    # the instruction still names one goal: no two goals share a text (each template, all 80 goals)
+    templates, colours, relations = INSTRUCTION_SETS["unseen"]
+    assert templates == UNSEEN_TEMPLATES
+    for template in templates:
+        assert len({goal_text(g, template, colours, relations) for g in range(len(GOALS))}) == len(GOALS)
+
+
 def test_goal_encoding_in_info_and_observation():
     env = make_env(goal_in_obs=True)
     obs, info = env.reset(seed=1)

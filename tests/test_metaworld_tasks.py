@@ -17,6 +17,16 @@ def test_mt10_tasks_have_one_sentence_prompts():
         assert prompt.endswith(".") and prompt.count(".") == 1 and len(prompt.split()) >= 4
 
 
+def test_unseen_prompts_share_no_content_word_with_any_training_prompt():
+    from tests.helpers import content_words
+
+    unseen = [task_prompt(task, "unseen") for task in MT10_TASKS]
+    assert len(set(unseen)) == len(MT10_TASKS) and all(p.endswith(".") and p.count(".") == 1 for p in unseen)
+    assert not content_words(*unseen) & content_words(*TASK_PROMPTS.values())
+    with pytest.raises(ValueError, match="unknown Meta-World instruction set 'french'; expected train or unseen"):
+        task_prompt("reach-v3", "french")
+
+
 @pytest.mark.parametrize("task", MT10_TASKS)
 def test_every_mt10_task_makes_an_env_and_an_expert(task):
     env = make_metaworld_env(task, seed=0)

