@@ -3,7 +3,7 @@
 #   make test         install the test dependencies, then run the test suite
 PYTHON ?= python3
 
-.PHONY: install install-dev install-llm-large quickstart test env-results prior-results stage2-results clevr-tuning clevr-results metaworld-tuning metaworld-results report
+.PHONY: install install-dev install-llm-large quickstart test env-results prior-results finetune-speed-results stage2-results clevr-tuning clevr-results metaworld-tuning metaworld-results report
 
 install:
 	$(PYTHON) -m pip install -r requirements.txt
@@ -45,6 +45,13 @@ prior-results: install
 	$(PYTHON) evaluate_prior.py --prior-path checkpoints/prior__metaworld__smollm2-135m__1 --episodes 10 --json results/prior/metaworld_smollm2-135m.json
 	$(PYTHON) benchmarks/prior_speed.py --llm smollm2-135m --batch 2048 --json results/prior/prior_speed_smollm2-135m.json
 	$(PYTHON) benchmarks/readme_tables.py --update-readme
+
+# stage-1 seconds per gradient step of each LLM under the options that leave the method unchanged
+# (results/prior/finetune_speed_*.json; about 30 minutes on 2 cores)
+finetune-speed-results: install-llm-large
+	$(PYTHON) benchmarks/finetune_speed.py --llm smollm2-135m --steps 20 --json results/prior/finetune_speed_smollm2-135m.json
+	$(PYTHON) benchmarks/finetune_speed.py --llm qwen2.5-coder-0.5b --steps 20 --json results/prior/finetune_speed_qwen2.5-coder-0.5b.json
+	$(PYTHON) benchmarks/finetune_speed.py --llm qwen2.5-coder-1.5b --steps 10 --json results/prior/finetune_speed_qwen2.5-coder-1.5b.json
 
 # the priors: LaGO's default (4 state tokens, the one the comparisons use), one with a single latent state token
 # (a quarter of the LLM work per state, stage2-results), the same LLM with random weights and a larger LLM
