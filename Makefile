@@ -117,7 +117,7 @@ metaworld-results: metaworld-tuning
 	$(MAKE) report-metaworld
 
 # Every comparison table, plot and README number from the committed results/<env>[-tuning]/summaries/ (plus any
-# finished runs under runs/, copied there first): needs no run folder, no checkpoint, no GPU; a minute or two
+# finished runs under runs/, copied there first): needs no run folder, no checkpoint, no GPU; about 5 minutes on 2 cores
 report-%:
 	$(TUNE) --env $* --report-only
 	$(PYTHON) benchmarks/report.py --env $* --compare $(call chosen,$*):ppo,$(call chosen,$*):prior-alone-smollm2-135m
