@@ -3,7 +3,10 @@
 #   make test         install the test dependencies, then run the test suite
 PYTHON ?= python3
 
-.PHONY: install install-dev install-llm-large quickstart test env-results prior-results finetune-speed-results stage2-results clevr-tuning clevr-results metaworld-tuning metaworld-results report
+.PHONY: install install-dev install-llm-large quickstart test env-results prior-results finetune-speed-results stage2-results clevr-tuning clevr-results metaworld-tuning metaworld-results report llm-study-clevr llm-study-metaworld llm-study qwen-lr-sweep
+
+# a prior that a target needed on the way is kept, never deleted as an intermediate file
+.SECONDARY:
 
 install:
 	$(PYTHON) -m pip install -r requirements.txt
@@ -65,12 +68,22 @@ checkpoints/prior__%__smollm2-135m-random__1/config.json: demos/%.npz
 	$(PYTHON) finetune_prior.py --demos $< --llm smollm2-135m --llm-init random --out $(@D)
 checkpoints/prior__%__gemma3-270m__1/config.json: demos/%.npz
 	$(PYTHON) finetune_prior.py --demos $< --llm gemma3-270m --out $(@D)
+# Qwen2.5-Coder 0.5B diverges at the default learning rate 1e-3 (with clipping too): the Qwen priors use the rate of
+# qwen-lr-sweep with the lowest final validation NLL on CLEVR-Robot, and gradient clipping (results/llm/qwen_lr_sweep.json)
+QWEN_TUNING = --learning-rate 3e-4 --max-grad-norm 1
+QWEN_SWEEP = checkpoints/sweep/clevr-qwen0.5b-lr
+qwen-lr-sweep: install-llm-large demos/clevr.npz
+	for lr in 1e-3 3e-4; do [ -f $(QWEN_SWEEP)$$lr/config.json ] || $(PYTHON) finetune_prior.py --demos demos/clevr.npz \
+		--llm qwen2.5-coder-0.5b --learning-rate $$lr --max-grad-norm 1 --out $(QWEN_SWEEP)$$lr; done
+	$(PYTHON) -c "import json, glob; json.dump({c['args']['learning_rate']: {'val_metrics': c['val_metrics'], \
+		'train_seconds': c['train_seconds']} for c in (json.load(open(p)) for p in sorted(glob.glob('$(QWEN_SWEEP)*/config.json')))}, \
+		open('results/llm/qwen_lr_sweep.json', 'w'), indent=2)"
 checkpoints/prior__%__qwen2.5-coder-0.5b__1/config.json: demos/%.npz
-	$(PYTHON) finetune_prior.py --demos $< --llm qwen2.5-coder-0.5b --out $(@D)
+	$(PYTHON) finetune_prior.py --demos $< --llm qwen2.5-coder-0.5b $(QWEN_TUNING) --out $(@D)
 checkpoints/prior__%__qwen2.5-coder-0.5b-random__1/config.json: demos/%.npz
-	$(PYTHON) finetune_prior.py --demos $< --llm qwen2.5-coder-0.5b --llm-init random --out $(@D)
+	$(PYTHON) finetune_prior.py --demos $< --llm qwen2.5-coder-0.5b --llm-init random $(QWEN_TUNING) --out $(@D)
 checkpoints/prior__%__qwen2.5-coder-1.5b__1/config.json: demos/%.npz
-	$(PYTHON) finetune_prior.py --demos $< --llm qwen2.5-coder-1.5b --out $(@D)
+	$(PYTHON) finetune_prior.py --demos $< --llm qwen2.5-coder-1.5b $(QWEN_TUNING) --out $(@D)
 K1_PRIOR = checkpoints/prior__clevr__smollm2-135m-k1__1
 $(K1_PRIOR)/config.json: demos/clevr.npz
 	$(PYTHON) finetune_prior.py --demos demos/clevr.npz --llm smollm2-135m --state-tokens 1 --out $(K1_PRIOR)
@@ -121,5 +134,20 @@ metaworld-results: metaworld-tuning
 report-%:
 	$(TUNE) --env $* --report-only
 	$(PYTHON) benchmarks/report.py --env $* --compare $(call chosen,$*):ppo,$(call chosen,$*):prior-alone-smollm2-135m
+# Does the LLM matter? Every LLM and weight init: the prior alone with each instruction set (benchmarks/llm_study.py,
+# results/llm/<env>/), and LaGO at the chosen guidance setting on the reported seeds (on Meta-World, the three tuning
+# tasks), then the figure and the answers (results/llm/). Needs make install-llm-large; resumable
+LLM_PRIORS = smollm2-135m smollm2-135m-random gemma3-270m qwen2.5-coder-0.5b qwen2.5-coder-0.5b-random qwen2.5-coder-1.5b
+LLM_LAGO = lago-smollm2-135m-random,lago-gemma3-270m,lago-qwen2.5-coder-0.5b,lago-qwen2.5-coder-0.5b-random,lago-qwen2.5-coder-1.5b
+llm-alone-%: install-llm-large $(foreach prior,$(LLM_PRIORS),checkpoints/prior__%__$(prior)__1/config.json)
+	$(PYTHON) benchmarks/llm_study.py --env $*
+llm-study-clevr: clevr-results llm-alone-clevr
+	$(GRID) --methods $(LLM_LAGO) --seeds $(CLEVR_SEEDS) --guidance-from results/clevr-tuning/chosen.json
+llm-study-metaworld: metaworld-results llm-alone-metaworld
+	$(GRID) --env metaworld --tasks reach-v3,drawer-close-v3,window-open-v3 --methods $(LLM_LAGO) --seeds 1,2,3 \
+		--guidance-from results/metaworld-tuning/chosen.json
+llm-study: llm-study-clevr llm-study-metaworld report
+
 report: report-clevr report-metaworld
+	$(PYTHON) benchmarks/llm_study.py --report-only
 	$(PYTHON) benchmarks/readme_tables.py --update-readme

@@ -95,7 +95,8 @@ def run_episodes(prior: FrozenPrior, make_env: Callable, text_of: Callable, epis
     for env in envs:
         env.close()
     result = {"episodes": len(successes), "success_rate": float(np.mean(successes)),
-              "mean_episode_length": float(np.mean(lengths)), "seconds": round(time.time() - start, 1)}
+              "mean_episode_length": float(np.mean(lengths)), "seconds": round(time.time() - start, 1),
+              "successes": "".join(str(int(s)) for s in successes)}  # per episode, for confidence intervals
     print(f"{label:<34} success {result['success_rate']:.3f}  ({result['episodes']} episodes, "
           f"mean length {result['mean_episode_length']:.1f}, {result['seconds']:.0f}s)", flush=True)
     return result
@@ -165,7 +166,8 @@ def main(args: Args) -> dict[str, dict[str, float]]:
         goals = GOALS[config["env"]]
         if config["env"] == "metaworld":
             goals = {"train": goals["train"].format(seed=config.get("demo_seed")), "test": goals["test"].format(seed=args.seed)}
-        record = {"prior": config, "args": asdict(args), "goals": {split: goals[split] for split in splits}, "results": results}
+        record = {"prior": config, "llm_parameters": sum(p.numel() for p in prior.model.llm.parameters()),
+                  "args": asdict(args), "goals": {split: goals[split] for split in splits}, "results": results}
         path.write_text(json.dumps(record, indent=2) + "\n")
         print(f"wrote {path}")
     return results

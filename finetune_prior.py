@@ -67,6 +67,9 @@ class Args:
     """AdamW learning rate of the LoRA adapters, the state projection and the head"""
     weight_decay: float = 0.0
     """AdamW weight decay"""
+    max_grad_norm: float = 0.0
+    """clip the gradients' global norm to this; 0 (the default, with which the SmolLM2 and Gemma priors were trained)
+    turns clipping off. The Qwen priors need it (see the Makefile)"""
     batch_size: int = 32
     """demonstration transitions per gradient step"""
     train_steps: int = 400
@@ -763,6 +766,8 @@ def validate_args(args: Args) -> None:
             raise PriorError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
     if args.learning_rate <= 0 or args.lora_alpha <= 0:
         raise PriorError("--learning-rate and --lora-alpha must be positive")
+    if not args.max_grad_norm >= 0:  # NaN too
+        raise PriorError(f"--max-grad-norm must be 0 (off) or positive, got {args.max_grad_norm}")
     if not 0 <= args.val_fraction < 1:
         raise PriorError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
     if not 0 <= args.label_smoothing < 1:
@@ -874,6 +879,8 @@ def main(args: Args) -> Path:
                              f"written to {out} (try a lower --learning-rate)")
         optimizer.zero_grad()
         loss.backward()
+        if args.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(trainable, args.max_grad_norm)
         optimizer.step()
         step_seconds += time.time() - step_start
         writer.add_scalar("prior/train_nll", loss.item(), step)

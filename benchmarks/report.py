@@ -236,6 +236,11 @@ def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return wins.mean(axis=(-3, -2)).mean(axis=-1)
 
 
+def resample_seeds(scores: np.ndarray, reps: int, rng: np.random.Generator) -> np.ndarray:
+    """reps x runs x tasks: bootstrap resamples of a runs x tasks score matrix, the runs resampled within each task."""
+    return scores[rng.integers(len(scores), size=(reps, *scores.shape)), np.arange(scores.shape[1])]
+
+
 def compare_rows(run_rows: list[dict], pairs: list[tuple[str, str]], split: str, reps: int) -> list[dict]:
     """Method a against method b on the tasks both ran: the difference of mean success and the probability of
     improvement, with 95% stratified bootstrap CIs (the seeds of each method resampled within each task)."""
@@ -246,11 +251,7 @@ def compare_rows(run_rows: list[dict], pairs: list[tuple[str, str]], split: str,
         x, y = (score_matrix(run_rows, m, split, tasks) if tasks else None for m in (a, b))
         if x is None or y is None:
             raise SystemExit(f"report.py: error: --compare {a}:{b}: the two methods have no finished runs on a common task")
-
-        def resample(scores: np.ndarray) -> np.ndarray:  # reps x runs x tasks
-            return scores[rng.integers(len(scores), size=(reps, *scores.shape)), np.arange(scores.shape[1])]
-
-        xs, ys = resample(x), resample(y)
+        xs, ys = resample_seeds(x, reps, rng), resample_seeds(y, reps, rng)
         difference = xs.mean(axis=(1, 2)) - ys.mean(axis=(1, 2))
         improvement = probability_of_improvement(xs, ys)
         low, high = np.percentile(difference, [2.5, 97.5])

@@ -364,3 +364,44 @@ def test_the_grid_runs_the_chosen_setting(tmp_path):
         grid.plan(grid.Args(methods="lago-smollm2-135m", guidance_from=str(chosen), label="x"))
     with pytest.raises(SystemExit, match="is not a chosen.json of benchmarks/tune_guidance.py"):
         grid.plan(grid.Args(methods="lago-smollm2-135m", guidance_from=str(tmp_path / "missing.json")))
+
+
+def test_llm_study_evaluates_each_prior_and_language_once_and_answers_with_cis(tmp_path, clevr_prior, capsys):
+    from benchmarks import llm_study
+
+    priors = tmp_path / "priors"
+    for name in ("smollm2-135m", "smollm2-135m-random"):  # the same tiny prior twice: every difference must be 0
+        shutil.copytree(clevr_prior, priors / f"prior__clevr__{name}__1")
+    grid_results = tmp_path / "grid"  # LaGO's runs at the chosen guidance setting, as the grid's report writes them
+    (grid_results / "clevr-tuning").mkdir(parents=True)
+    (grid_results / "clevr-tuning" / "chosen.json").write_text(json.dumps({"label": "g1"}))
+    (grid_results / "clevr").mkdir()
+    runs = [{"method": f"lago-{prior}+{label}", "task": "CLEVRRobot-v0", "seed": seed, "split": split,
+             "success_rate": success + 0.1 * (split == "train")}
+            for prior, label, success in (("smollm2-135m", "g1", 0.5), ("smollm2-135m-random", "g1", 0.3),
+                                          ("smollm2-135m", "other", 0.9))
+            for seed in (1, 2, 3) for split in ("train", "test")]
+    report.write_csv(grid_results / "clevr" / "runs.csv", runs)
+    args = llm_study.Args(env="clevr", priors="smollm2-135m,smollm2-135m-random,qwen2.5-coder-0.5b", episodes=4,
+                          checkpoints=str(priors), grid_results=str(grid_results), results=str(tmp_path / "llm"),
+                          bootstrap_reps=500)
+    llm_study.main(args)
+    out = capsys.readouterr().out
+    assert "skipped qwen2.5-coder-0.5b: no checkpoint" in out and "6 to evaluate" in out
+    records = {p.name for p in (tmp_path / "llm" / "clevr").iterdir()}
+    assert records == {f"{p}__{i}.json" for p in ("smollm2-135m", "smollm2-135m-random")
+                       for i in ("paraphrase", "train", "unseen")}
+    record = json.loads((tmp_path / "llm" / "clevr" / "smollm2-135m__unseen.json").read_text())
+    assert record["args"]["instructions"] == "unseen" and record["args"]["max_episode_steps"] == 10
+    assert record["llm_parameters"] > 0 and len(record["results"]["clevr/test"]["successes"]) == 4
+    llm_study.main(args)  # resumed: nothing is evaluated again
+    assert "6 records there, 0 to evaluate" in capsys.readouterr().out
+    with open(tmp_path / "llm" / "answers.csv") as f:
+        answers = list(csv.DictReader(f))
+    lago = [r for r in answers if r["kind"] == "LaGO"]
+    assert [(r["split"], float(r["difference"])) for r in lago] == [("train", 0.2), ("test", 0.2)]
+    assert all(r["size"] == "3 seeds" and r["verdict"] == "yes" for r in lago)  # the other label is left out
+    alone = [r for r in answers if r["kind"].startswith("prior alone")]
+    assert len(alone) == 2 * (3 + 2) and all(float(r["difference"]) == 0 for r in alone)  # 3 sets + 2 changes, 2 splits
+    assert all(r["verdict"] == "no clear difference" for r in alone)
+    assert (tmp_path / "llm" / "llm_size.png").stat().st_size > 10_000

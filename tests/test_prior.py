@@ -119,6 +119,20 @@ def test_unknown_llm_is_one_clear_error(tmp_path):
         load_llm(str(tmp_path))  # a directory without a model
 
 
+def test_gradients_are_clipped_only_when_asked(tmp_path_factory, monkeypatch):
+    calls = []
+    clip = torch.nn.utils.clip_grad_norm_
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda params, norm: calls.append(norm) or clip(params, norm))
+    demos = collect_demos.Args(env="clevr", episodes=4, seed=3)
+    finetune(tmp_path_factory, "clipped", demos, train_steps=2, eval_every=2, max_grad_norm=0.5)
+    assert calls == [0.5, 0.5]
+    finetune(tmp_path_factory, "unclipped", demos, train_steps=2, eval_every=2)  # the default: 0, no clipping
+    assert calls == [0.5, 0.5]
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(PriorError, match="--max-grad-norm must be 0 .off. or positive"):
+            finetune_prior.validate_args(Args(max_grad_norm=bad))
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
