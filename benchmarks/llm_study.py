@@ -36,7 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks import grid, report  # noqa: E402
 
-INSTRUCTIONS = {"clevr": ("train", "paraphrase", "unseen"), "metaworld": ("train", "unseen")}
+# the instruction sets; `none` is the control, the same sentence for every goal: success without the goal's words
+INSTRUCTIONS = {"clevr": ("train", "paraphrase", "unseen", "none"), "metaworld": ("train", "unseen", "none")}
 PRIORS = ("smollm2-135m", "smollm2-135m-random", "gemma3-270m", "qwen2.5-coder-0.5b", "qwen2.5-coder-0.5b-random",
           "qwen2.5-coder-1.5b")
 LLM_NAMES = {"smollm2-135m": "SmolLM2-135M", "gemma3-270m": "Gemma 3 270M", "qwen2.5-coder-0.5b": "Qwen2.5-Coder 0.5B",
@@ -44,7 +45,8 @@ LLM_NAMES = {"smollm2-135m": "SmolLM2-135M", "gemma3-270m": "Gemma 3 270M", "qwe
 BENCHMARKS = {"clevr": "CLEVR-Robot", "metaworld": "Meta-World"}
 SPLIT_NAMES = {"clevr": {"train": "train goals", "test": "held-out goals"},
                "metaworld": {"train": "train goal positions", "test": "held-out goal positions"}}
-INSTRUCTION_NAMES = {"train": "training phrasings", "paraphrase": "paraphrases", "unseen": "unseen words"}
+INSTRUCTION_NAMES = {"train": "training phrasings", "paraphrase": "paraphrases", "unseen": "unseen words",
+                     "none": "no goal words (control)"}
 
 
 @dataclass
@@ -153,7 +155,7 @@ def write_report(args: Args, results: Path) -> None:
     points, answers, panels = [], [], {}
     for env in BENCHMARKS:
         records, lago, parameters = load_study(results, ROOT / args.grid_results, env)
-        if not records and not lago:
+        if not records:  # the study has not run on this benchmark
             continue
         for split in report.SPLITS:
             samples = {}  # (kind, prior) -> bootstrap means; kind: "prior alone, <instructions>" or "LaGO"
@@ -175,6 +177,9 @@ def write_report(args: Args, results: Path) -> None:
                                "low": round(float(low), 4), "high": round(float(high), 4), "size": size})
             panels[env, split] = [p for p in points if p["benchmark"] == env and p["split"] == split]
             answers += answer_rows(env, split, samples)
+    questions = list(dict.fromkeys(row["question"] for row in answers))  # in the order answer_rows asks them
+    answers.sort(key=lambda r: (questions.index(r["question"]), list(BENCHMARKS).index(r["benchmark"]),
+                                report.SPLITS.index(r["split"])))  # stable: each question's rows keep their order
     if not points:
         raise SystemExit(f"llm_study.py: error: no records under {results}; run benchmarks/llm_study.py --env clevr first")
     report.write_csv(results / "points.csv", points)
@@ -193,39 +198,38 @@ def answer_rows(env: str, split: str, samples: dict) -> list[dict]:
     """a - b for the pairs that answer the README's questions, where both were measured."""
     rows = []
 
-    def add(question: str, kind: str, a: str, b: str, comparison: str, a_minus: tuple = (), b_minus: tuple = ()):
-        """(a - a_minus) - (b - b_minus); the *_minus are (kind, prior) keys of a baseline to subtract, if any."""
-        keys = [(kind, a), (kind, b), *a_minus[:1], *b_minus[:1]]
-        if not all(key in samples for key in keys):
+    def add(question: str, a: tuple[str, str], b: tuple[str, str], what: str, comparison: str):
+        """samples[a] - samples[b]; a and b are (kind, prior) keys."""
+        if a not in samples or b not in samples:
             return
-        mean = samples[kind, a][0] - samples[kind, b][0]
-        boot = samples[kind, a][1] - samples[kind, b][1]
-        if a_minus:
-            mean -= samples[a_minus[0]][0] - samples[b_minus[0]][0]
-            boot = boot - (samples[a_minus[0]][1] - samples[b_minus[0]][1])
+        boot = samples[a][1] - samples[b][1]
         low, high = np.percentile(boot, [2.5, 97.5])
         verdict = "yes" if low > 0 else "no, the opposite" if high < 0 else "no clear difference"
-        sizes = sorted({samples[key][2] for key in keys})
-        rows.append({"question": question, "benchmark": env, "split": split, "kind": kind, "comparison": comparison,
-                     "difference": round(float(mean), 4), "low": round(float(low), 4), "high": round(float(high), 4),
-                     "verdict": verdict, "size": " / ".join(sizes)})
+        rows.append({"question": question, "benchmark": env, "split": split, "kind": what, "comparison": comparison,
+                     "difference": round(float(samples[a][0] - samples[b][0]), 4), "low": round(float(low), 4),
+                     "high": round(float(high), 4), "verdict": verdict,
+                     "size": " / ".join(sorted({samples[a][2], samples[b][2]}))})
 
-    pretrained = [p for p in LLM_NAMES if any(k[1] == p for k in samples)]
-    kinds = ["LaGO", "prior alone, training phrasings"]
-    for kind in kinds:
+    pretrained = [llm for llm in LLM_NAMES if any(prior == llm for _, prior in samples)]
+    trained_language = ["LaGO", "prior alone, training phrasings"]
+    for kind in trained_language:
         for larger in pretrained[1:]:
-            add("Does success grow with LLM size?", kind, larger, pretrained[0],
+            add("Does success grow with LLM size?", (kind, larger), (kind, pretrained[0]), kind,
                 f"{LLM_NAMES[larger]} - {LLM_NAMES[pretrained[0]]}")
-    for kind in kinds + [f"prior alone, {INSTRUCTION_NAMES[i]}" for i in INSTRUCTIONS[env][1:]]:
+    for kind in trained_language:
         for llm in LLM_NAMES:
-            add("Does pretraining matter?" if kind in kinds else "Does a pretrained prior follow new language better?",
-                kind, llm, f"{llm}-random", f"{LLM_NAMES[llm]}: pretrained - random")
-    for instructions in INSTRUCTIONS[env][1:]:
-        kind, train = f"prior alone, {INSTRUCTION_NAMES[instructions]}", "prior alone, training phrasings"
+            add("Does pretraining matter?", (kind, llm), (kind, f"{llm}-random"), kind,
+                f"{LLM_NAMES[llm]}: pretrained - random weights")
+    new_language = [f"prior alone, {INSTRUCTION_NAMES[i]}" for i in INSTRUCTIONS[env] if i in ("paraphrase", "unseen")]
+    for kind in new_language:
         for llm in LLM_NAMES:
-            add("Does a pretrained prior follow new language better?", kind, llm, f"{llm}-random",
-                f"{LLM_NAMES[llm]}: pretrained - random, change from the training phrasings",
-                a_minus=((train, llm),), b_minus=((train, f"{llm}-random"),))
+            add("Does a pretrained prior follow new language better than a random-init one?", (kind, llm),
+                (kind, f"{llm}-random"), kind, f"{LLM_NAMES[llm]}: pretrained - random weights")
+    unseen, control = (f"prior alone, {INSTRUCTION_NAMES[i]}" for i in ("unseen", "none"))
+    for llm in LLM_NAMES:
+        for prior, weights in ((llm, "pretrained"), (f"{llm}-random", "random weights")):
+            add("Does the prior follow unseen words at all?", (unseen, prior), (control, prior),
+                "prior alone, unseen words - no goal words", f"{LLM_NAMES[llm]}, {weights}")
     return rows
 
 
@@ -236,9 +240,9 @@ def plot(panels: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     envs = sorted({env for env, _ in panels}, key=list(BENCHMARKS).index)
-    fig, axes = plt.subplots(len(envs), 2, figsize=(11, 3.8 * len(envs)), squeeze=False, sharex=True)
+    fig, axes = plt.subplots(len(envs), 2, figsize=(11, 4 * len(envs) + 1.6), squeeze=False, sharex=True)
     colours = {"LaGO": "black", "prior alone, training phrasings": "tab:blue", "prior alone, paraphrases": "tab:green",
-               "prior alone, unseen words": "tab:red"}
+               "prior alone, unseen words": "tab:red", "prior alone, no goal words (control)": "tab:gray"}
     for row, env in enumerate(envs):
         for column, split in enumerate(report.SPLITS):
             ax = axes[row, column]
@@ -248,7 +252,7 @@ def plot(panels: dict, path: Path) -> None:
                                    and p["weights"] == weights and p["llm_parameters"]), key=lambda p: p["llm_parameters"])
                     if not line:
                         continue
-                    x = [p["llm_parameters"] for p in line]
+                    x = [p["llm_parameters"] * (1.06 if weights == "random" else 1) for p in line]  # side by side
                     y = np.array([p["success"] for p in line])
                     errors = np.array([[p["success"] - p["low"] for p in line], [p["high"] - p["success"] for p in line]])
                     ax.errorbar(x, y, yerr=errors, color=colour, linestyle=style, marker="o", markerfacecolor=fill,

@@ -319,18 +319,36 @@ def budget_table(results: Path = RESULTS) -> str:
                 total += sum(seconds)
                 lines.append(f"| {label} | `{method}` | {len(runs)} | {int(runs[0]['global_step']):,} "
                              f"| {statistics.median(seconds) / 60:.1f} min | {sum(seconds) / 3600:.1f} h |")
-        for record in sorted((results / env).glob("prior-alone-*.json")):  # stage 1: each prior's fine-tuning
-            prior = json.loads(record.read_text())["prior"]
+        records = {path.stem.removeprefix("prior-alone-"): path for path in (results / env).glob("prior-alone-*.json")}
+        for path in (results / "llm" / env).glob("*__train.json"):  # the priors of the LLM study (llm_study.py)
+            records.setdefault(path.stem.removesuffix("__train"), path)
+        for name, path in sorted(records.items()):  # stage 1: each prior's fine-tuning
+            prior = json.loads(path.read_text())["prior"]
             total += prior["train_seconds"]
-            lines.append(f"| {title} | fine-tuning the prior of `{record.stem.removeprefix('prior-alone-')}` | 1 | "
+            lines.append(f"| {title} | fine-tuning the prior of `{name}` | 1 | "
                          f"{prior['args']['train_steps']} gradient steps | {prior['train_seconds'] / 60:.1f} min "
                          f"| {prior['train_seconds'] / 3600:.1f} h |")
     return "\n".join(lines + [f"| all | | | | | **{total / 3600:.1f} h** |"])
 
 
+def llm_table(results: Path = RESULTS) -> str:
+    """Does the LLM matter? benchmarks/llm_study.py's answers, with the sizes they rest on."""
+    lines = ["| question | benchmark, goals | what | comparison | rests on | difference in success [95% CI] | answer |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    goals = {"clevr": {"train": "train goals", "test": "held-out goals"},
+             "metaworld": {"train": "train goal positions", "test": "held-out goal positions"}}
+    for r in _load_csv(results / "llm" / "answers.csv", "llm-study"):
+        answer = {"yes": "**yes**", "no, the opposite": "**no, the opposite**"}.get(r["verdict"], r["verdict"])
+        lines.append(f"| {r['question']} | {dict(BENCHMARKS)[r['benchmark']]}, {goals[r['benchmark']][r['split']]} "
+                     f"| {r['kind']} | {r['comparison']} | {r['size']} "
+                     f"| {float(r['difference']):+.3f} [{float(r['low']):+.3f}, {float(r['high']):+.3f}] | {answer} |")
+    return "\n".join(lines)
+
+
 TABLES = {"env-table": env_table, "prior-table": prior_table, "stage2-speed-table": stage2_speed_table,
           "clevr-table": clevr_table, "metaworld-table": metaworld_table, "results-table": results_table,
-          "tuning-table": tuning_table, "budget-table": budget_table}
+          "tuning-table": tuning_table, "budget-table": budget_table,
+          "llm-table": llm_table}
 
 
 def readme_block(name: str, readme: Path = README) -> str:

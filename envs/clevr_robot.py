@@ -30,7 +30,9 @@ Conventions of this implementation (where the original is silent or differs):
   ``instructions="paraphrase"`` (other sentences, the same key words), or with
   ``instructions="unseen"`` from ``UNSEEN_TEMPLATES`` filled with ``UNSEEN_COLOURS`` and
   ``UNSEEN_RELATION_PHRASES``: synonyms and descriptions of the outcome, no content word of which
-  occurs in any training instruction (what an LLM's knowledge of language could bridge).
+  occurs in any training instruction (what an LLM's knowledge of language could bridge), or with
+  ``instructions="none"`` the one sentence ``NO_GOAL_TEMPLATES[0]`` for every goal (the control: the success
+  a prior has without knowing the goal).
 - ``info`` carries the goal as text (``goal_text``, for the language prior), as an id
   (``goal_id``) and as a factored 14-number encoding (``goal``: one-hot target colour, relation
   and anchor colour) that a policy network can consume and that generalises to held-out
@@ -105,6 +107,7 @@ UNSEEN_TEMPLATES = (
 UNSEEN_COLOURS = ("crimson", "azure", "emerald", "violet", "turquoise")
 UNSEEN_RELATION_PHRASES = ("on the west side of", "on the east side of", "nearer the camera than",
                            "farther from the camera than")
+NO_GOAL_TEMPLATES = ("Complete the task.",)  # one sentence for every goal
 
 GOALS: tuple[tuple[int, int, int], ...] = tuple(
     (target, relation, anchor)
@@ -121,6 +124,7 @@ INSTRUCTION_SETS = {  # name: (templates, colour words, relation phrases)
     "train": (TRAIN_TEMPLATES, COLOURS, RELATION_PHRASES),
     "paraphrase": (PARAPHRASE_TEMPLATES, COLOURS, RELATION_PHRASES),
     "unseen": (UNSEEN_TEMPLATES, UNSEEN_COLOURS, UNSEEN_RELATION_PHRASES),
+    "none": (NO_GOAL_TEMPLATES, COLOURS, RELATION_PHRASES),  # the control: what a prior does without the goal's words
 }
 
 

@@ -55,7 +55,8 @@ UNSEEN_TASK_PROMPTS = {
     "window-open-v3": "Nudge the glass pane's latch laterally until the pane is ajar.",
     "window-close-v3": "Nudge the glass pane's latch laterally until the pane is shut.",
 }
-PROMPT_SETS = {"train": TASK_PROMPTS, "unseen": UNSEEN_TASK_PROMPTS}
+# `none`, the control: one sentence for every task (what a prior does without knowing the task)
+PROMPT_SETS = {"train": TASK_PROMPTS, "unseen": UNSEEN_TASK_PROMPTS, "none": dict.fromkeys(TASK_PROMPTS, "Complete the task.")}
 
 OBS_DIM = 39
 ACTION_DIM = 4
@@ -70,9 +71,10 @@ def check_task(task: str) -> str:
 
 
 def task_prompt(task: str, instructions: str = "train") -> str:
-    """The task's prompt: `train`, the one demonstrations and fine-tuning use, or `unseen`, in words they never use."""
+    """The task's prompt: `train`, the one demonstrations and fine-tuning use, `unseen`, in words they never use,
+    or `none`, the same sentence for every task."""
     if instructions not in PROMPT_SETS:
-        raise ValueError(f"unknown Meta-World instruction set {instructions!r}; expected train or unseen")
+        raise ValueError(f"unknown Meta-World instruction set {instructions!r}; expected {', '.join(PROMPT_SETS)}")
     return PROMPT_SETS[instructions][check_task(task)]
 
 

@@ -387,21 +387,23 @@ def test_llm_study_evaluates_each_prior_and_language_once_and_answers_with_cis(t
                           bootstrap_reps=500)
     llm_study.main(args)
     out = capsys.readouterr().out
-    assert "skipped qwen2.5-coder-0.5b: no checkpoint" in out and "6 to evaluate" in out
+    assert "skipped qwen2.5-coder-0.5b: no checkpoint" in out and "8 to evaluate" in out
     records = {p.name for p in (tmp_path / "llm" / "clevr").iterdir()}
     assert records == {f"{p}__{i}.json" for p in ("smollm2-135m", "smollm2-135m-random")
-                       for i in ("paraphrase", "train", "unseen")}
+                       for i in ("paraphrase", "train", "unseen", "none")}
     record = json.loads((tmp_path / "llm" / "clevr" / "smollm2-135m__unseen.json").read_text())
     assert record["args"]["instructions"] == "unseen" and record["args"]["max_episode_steps"] == 10
     assert record["llm_parameters"] > 0 and len(record["results"]["clevr/test"]["successes"]) == 4
     llm_study.main(args)  # resumed: nothing is evaluated again
-    assert "6 records there, 0 to evaluate" in capsys.readouterr().out
+    assert "8 records there, 0 to evaluate" in capsys.readouterr().out
     with open(tmp_path / "llm" / "answers.csv") as f:
         answers = list(csv.DictReader(f))
     lago = [r for r in answers if r["kind"] == "LaGO"]
     assert [(r["split"], float(r["difference"])) for r in lago] == [("train", 0.2), ("test", 0.2)]
     assert all(r["size"] == "3 seeds" and r["verdict"] == "yes" for r in lago)  # the other label is left out
     alone = [r for r in answers if r["kind"].startswith("prior alone")]
-    assert len(alone) == 2 * (3 + 2) and all(float(r["difference"]) == 0 for r in alone)  # 3 sets + 2 changes, 2 splits
-    assert all(r["verdict"] == "no clear difference" for r in alone)
+    # per split: pretrained - random with 3 instruction sets, unseen - none for each of the two priors
+    assert len(alone) == 2 * (3 + 2)
+    same = [r for r in alone if r["comparison"].endswith("pretrained - random weights")]
+    assert len(same) == 6 and all(float(r["difference"]) == 0 and r["verdict"] == "no clear difference" for r in same)
     assert (tmp_path / "llm" / "llm_size.png").stat().st_size > 10_000

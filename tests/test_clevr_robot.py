@@ -163,6 +163,12 @@ def test_unseen_instructions_share_no_content_word_with_training():
         assert len({goal_text(g, template, colours, relations) for g in range(len(GOALS))}) == len(GOALS)
 
 
+def test_the_no_goal_control_gives_every_goal_the_same_sentence():
+    env = CLEVRRobotEnv(goal_split="all", instructions="none")
+    infos = [env.reset(seed=seed)[1] for seed in range(30)]
+    assert len({info["goal_id"] for info in infos}) > 10 and {info["goal_text"] for info in infos} == {"Complete the task."}
+
+
 def test_goal_encoding_in_info_and_observation():
     env = make_env(goal_in_obs=True)
     obs, info = env.reset(seed=1)

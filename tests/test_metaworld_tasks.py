@@ -23,7 +23,7 @@ def test_unseen_prompts_share_no_content_word_with_any_training_prompt():
     unseen = [task_prompt(task, "unseen") for task in MT10_TASKS]
     assert len(set(unseen)) == len(MT10_TASKS) and all(p.endswith(".") and p.count(".") == 1 for p in unseen)
     assert not content_words(*unseen) & content_words(*TASK_PROMPTS.values())
-    with pytest.raises(ValueError, match="unknown Meta-World instruction set 'french'; expected train or unseen"):
+    with pytest.raises(ValueError, match="unknown Meta-World instruction set 'french'; expected train, unseen, none"):
         task_prompt("reach-v3", "french")
 
 

@@ -258,5 +258,5 @@ def test_evaluate_prior_reads_each_instruction_set(tmp_path, clevr_prior, metawo
         device="cpu"))
     assert set(results) == {"metaworld/reach-v3/test"}
     assert "reach-v3 test goals (unseen instructions)" in capsys.readouterr().out
-    with pytest.raises(PriorError, match="--instructions must be train, unseen for Meta-World, got 'paraphrase'"):
+    with pytest.raises(PriorError, match="--instructions must be train, unseen, none for Meta-World, got 'paraphrase'"):
         evaluate_prior.main(evaluate_prior.Args(prior_path=str(metaworld_prior), instructions="paraphrase"))
