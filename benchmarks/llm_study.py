@@ -25,6 +25,7 @@ import json
 import subprocess
 import sys
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
@@ -150,8 +151,12 @@ def load_study(results: Path, grid_results: Path, env: str) -> tuple[dict, dict,
     return records, lago, parameters
 
 
+def rng_for(*key: str) -> np.random.Generator:
+    """A generator of its own for each bootstrap, so that adding a prior leaves every other CI unchanged."""
+    return np.random.default_rng(zlib.crc32("/".join(key).encode()))
+
+
 def write_report(args: Args, results: Path) -> None:
-    rng = np.random.default_rng(0)
     points, answers, panels = [], [], {}
     for env in BENCHMARKS:
         records, lago, parameters = load_study(results, ROOT / args.grid_results, env)
@@ -161,12 +166,13 @@ def write_report(args: Args, results: Path) -> None:
             samples = {}  # (kind, prior) -> bootstrap means; kind: "prior alone, <instructions>" or "LaGO"
             for (prior, instructions), record in records.items():
                 successes = episode_successes(record, split)
+                boot = resample_episodes(successes, args.bootstrap_reps, rng_for(env, split, prior, instructions))
                 samples[f"prior alone, {INSTRUCTION_NAMES[instructions]}", prior] = (
-                    successes.mean(), resample_episodes(successes, args.bootstrap_reps, rng),
+                    successes.mean(), boot,
                     f"{successes.shape[1]} episodes" + (f" x {successes.shape[0]} tasks" if env == "metaworld" else ""))
             for (prior, lago_split), scores in lago.items():
                 if lago_split == split:
-                    boot = report.resample_seeds(scores, args.bootstrap_reps, rng).mean(axis=(1, 2))
+                    boot = report.resample_seeds(scores, args.bootstrap_reps, rng_for(env, split, prior)).mean(axis=(1, 2))
                     samples["LaGO", prior] = (scores.mean(), boot, f"{scores.shape[0]} seeds"
                                               + (f" x {scores.shape[1]} tasks" if env == "metaworld" else ""))
             for (kind, prior), (mean, boot, size) in sorted(samples.items()):
