@@ -5,8 +5,9 @@
 
 Prior alone: evaluate_prior.py on both goal splits with each instruction set (CLEVR-Robot: the
 training phrasings, the paraphrases, and the unseen words; Meta-World: the training prompts and one
-prompt per task in unseen words), one record per prior and set in
-results/llm/<env>/<prior>__<instructions>.json. A record that is there is not evaluated again.
+prompt per task in unseen words; on both, the control `none`, one sentence for every goal), one
+record per prior and set in results/llm/<env>/<prior>__<instructions>.json. A record that is there
+is not evaluated again.
 
 LaGO: the runs of benchmarks/grid.py in results/<env>/summaries/lago-<prior>+<label>, at the
 guidance setting chosen in results/<env>-tuning/chosen.json (see the Makefile's `llm-study`).
@@ -35,7 +36,7 @@ import tyro
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks import grid, report  # noqa: E402
+from benchmarks import grid, readme_tables, report  # noqa: E402
 
 # the instruction sets; `none` is the control, the same sentence for every goal: success without the goal's words
 INSTRUCTIONS = {"clevr": ("train", "paraphrase", "unseen", "none"), "metaworld": ("train", "unseen", "none")}
@@ -43,7 +44,7 @@ PRIORS = ("smollm2-135m", "smollm2-135m-random", "gemma3-270m", "qwen2.5-coder-0
           "qwen2.5-coder-1.5b")
 LLM_NAMES = {"smollm2-135m": "SmolLM2-135M", "gemma3-270m": "Gemma 3 270M", "qwen2.5-coder-0.5b": "Qwen2.5-Coder 0.5B",
              "qwen2.5-coder-1.5b": "Qwen2.5-Coder 1.5B"}
-BENCHMARKS = {"clevr": "CLEVR-Robot", "metaworld": "Meta-World"}
+BENCHMARKS = dict(readme_tables.BENCHMARKS)
 SPLIT_NAMES = {"clevr": {"train": "train goals", "test": "held-out goals"},
                "metaworld": {"train": "train goal positions", "test": "held-out goal positions"}}
 INSTRUCTION_NAMES = {"train": "training phrasings", "paraphrase": "paraphrases", "unseen": "unseen words",
@@ -83,15 +84,15 @@ def evaluate(args: Args, results: Path) -> None:
     if episodes <= 0:
         raise SystemExit("llm_study.py: error: --episodes must be a positive integer")
     priors = [p.strip() for p in args.priors.split(",") if p.strip()]
-    todo = [(p, i) for p in priors for i in INSTRUCTIONS[args.env]
-            if not record_path(results, args.env, p, i).is_file()]
+    cells = [(p, i) for p in priors for i in INSTRUCTIONS[args.env]]
+    there = {(p, i) for p, i in cells if record_path(results, args.env, p, i).is_file()}
     checkpoints = ROOT / args.checkpoints  # (an absolute path stays itself)
-    missing = sorted({p for p, _ in todo if not (checkpoints / f"prior__{args.env}__{p}__1" / "config.json").is_file()})
+    missing = sorted({p for p, i in cells if (p, i) not in there
+                      and not (checkpoints / f"prior__{args.env}__{p}__1" / "config.json").is_file()})
     for prior in missing:
         print(f"skipped {prior}: no checkpoint; make checkpoints/prior__{args.env}__{prior}__1/config.json")
-    todo = [(p, i) for p, i in todo if p not in missing]
-    print(f"{len(priors) * len(INSTRUCTIONS[args.env]) - len(todo) - len(missing) * len(INSTRUCTIONS[args.env])} "
-          f"records there, {len(todo)} to evaluate")
+    todo = [(p, i) for p, i in cells if (p, i) not in there and p not in missing]
+    print(f"{len(there)} records there, {len(todo)} to evaluate")
     for index, (prior, instructions) in enumerate(todo, 1):
         path = record_path(results, args.env, prior, instructions)
         command = [sys.executable, "evaluate_prior.py", "--prior-path", str(checkpoints / f"prior__{args.env}__{prior}__1"),
@@ -271,7 +272,7 @@ def plot(panels: dict, path: Path) -> None:
             ax.grid(alpha=0.3)
     for ax in axes[-1]:
         ax.set_xlabel("LLM parameters")
-    handles, labels = {}, {}
+    handles = {}
     for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, handle)
@@ -283,7 +284,7 @@ def plot(panels: dict, path: Path) -> None:
 
 
 def main(args: Args) -> None:
-    results = Path(args.results) if Path(args.results).is_absolute() else ROOT / args.results
+    results = ROOT / args.results  # (an absolute path stays itself)
     if not args.report_only:
         evaluate(args, results)
     write_report(args, results)

@@ -15,6 +15,7 @@ tests/test_readme.py checks that each matches what this script renders from the 
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -335,11 +336,12 @@ def llm_table(results: Path = RESULTS) -> str:
     """Does the LLM matter? benchmarks/llm_study.py's answers, with the sizes they rest on."""
     lines = ["| question | benchmark, goals | what | comparison | rests on | difference in success [95% CI] | answer |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
-    goals = {"clevr": {"train": "train goals", "test": "held-out goals"},
-             "metaworld": {"train": "train goal positions", "test": "held-out goal positions"}}
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.llm_study import SPLIT_NAMES  # the goal splits' names, as in its figure
+
     for r in _load_csv(results / "llm" / "answers.csv", "llm-study"):
         answer = {"yes": "**yes**", "no, the opposite": "**no, the opposite**"}.get(r["verdict"], r["verdict"])
-        lines.append(f"| {r['question']} | {dict(BENCHMARKS)[r['benchmark']]}, {goals[r['benchmark']][r['split']]} "
+        lines.append(f"| {r['question']} | {dict(BENCHMARKS)[r['benchmark']]}, {SPLIT_NAMES[r['benchmark']][r['split']]} "
                      f"| {r['kind']} | {r['comparison']} | {r['size']} "
                      f"| {float(r['difference']):+.3f} [{float(r['low']):+.3f}, {float(r['high']):+.3f}] | {answer} |")
     return "\n".join(lines)
