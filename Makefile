@@ -1,9 +1,9 @@
 # The two commands the README shows first.
-#   make quickstart   install everything, then run the quick start
+#   make quickstart   install everything, then run PPO and LaGO side by side (about 2.5 minutes)
 #   make test         install the test dependencies, then run the test suite
 PYTHON ?= python3
 
-.PHONY: install install-dev install-llm-large quickstart test env-results prior-results finetune-speed-results stage2-results clevr-tuning clevr-results metaworld-tuning metaworld-results report llm-study-clevr llm-study-metaworld llm-study qwen-lr-sweep
+.PHONY: install install-dev install-llm-large quickstart walkthrough test env-results prior-results finetune-speed-results stage2-results clevr-tuning clevr-results metaworld-tuning metaworld-results report llm-study-clevr llm-study-metaworld llm-study qwen-lr-sweep
 
 # a prior that a target needed on the way is kept, never deleted as an intermediate file
 .SECONDARY:
@@ -19,11 +19,17 @@ install-dev: install
 install-llm-large: install
 	$(PYTHON) -m pip install --no-deps -r requirements-llm-large.txt
 
+# PPO and LaGO (with the prior shipped in priors/) on door-open-v3, side by side: 2 min 23 s on 2 cores, installed
 quickstart: install
-	$(PYTHON) collect_demos.py --env clevr
-	$(PYTHON) finetune_prior.py --demos demos/clevr.npz --llm smollm2-135m --train-steps 40 --eval-every 20 --out checkpoints/quickstart_prior
-	$(PYTHON) evaluate_prior.py --prior-path checkpoints/quickstart_prior --episodes 20
-	$(PYTHON) collect_demos.py --env metaworld --task reach-v3,push-v3 --episodes 5
+	$(PYTHON) benchmarks/quickstart.py
+
+# stage 1 in small: demonstrations, a 40-step prior, the prior alone, the env speeds (files apart from the real ones)
+walkthrough: install
+	$(PYTHON) collect_demos.py --env clevr --out demos/walkthrough_clevr.npz
+	$(PYTHON) finetune_prior.py --demos demos/walkthrough_clevr.npz --llm smollm2-135m --train-steps 40 --eval-every 20 \
+		--out checkpoints/walkthrough_prior
+	$(PYTHON) evaluate_prior.py --prior-path checkpoints/walkthrough_prior --episodes 20
+	$(PYTHON) collect_demos.py --env metaworld --task reach-v3,push-v3 --episodes 5 --out demos/walkthrough_metaworld.npz
 	$(PYTHON) benchmarks/env_speed.py --seconds 2
 
 test: install-dev

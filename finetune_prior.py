@@ -479,6 +479,20 @@ CONFIG_KEYS = ("format", "llm", "llm_init", "seed", "env", "obs_dim", "action_sp
                "prompt_template", "min_std")
 
 
+SHIPPED_PRIORS = Path(__file__).resolve().parent / "priors"  # priors/<env>__<llm>, exported by benchmarks/export_prior.py
+
+
+def default_prior_path(env: str, llm: str) -> tuple[str, str]:
+    """The prior of `--llm` when no --prior-path is given, and where it comes from: one's own checkpoint at
+    finetune_prior.py's usual --out (checkpoints/prior__<env>__<llm>__1) where there is one, else the prior shipped
+    in priors/ (smollm2-135m on both benchmarks), else that missing checkpoint path (its loader says what to do)."""
+    own = f"checkpoints/prior__{env}__{llm}__1"
+    shipped = SHIPPED_PRIORS / f"{env}__{llm}"
+    if (Path(own) / "config.json").is_file() or not (shipped / "config.json").is_file():
+        return own, "your checkpoint"
+    return str(shipped), f"shipped with this repository; `python finetune_prior.py --llm {llm} --out {own}` trains your own"
+
+
 def read_prior_config(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     old = path.with_name(f".{path.name}.old")

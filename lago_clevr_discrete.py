@@ -18,6 +18,7 @@ that file's run for the same seed.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -38,7 +39,7 @@ from torch.distributions.categorical import Categorical
 from torch.utils.tensorboard import SummaryWriter
 
 from envs.clevr_robot import ENV_ID, OBS_DIM  # importing envs registers CLEVRRobot-v0
-from finetune_prior import PriorError, load_prior, read_prior_config
+from finetune_prior import PriorError, default_prior_path, load_prior, read_prior_config
 from rundir import RunDirError, open_run_dir
 
 
@@ -52,6 +53,18 @@ class Args:
     """if toggled, `torch.backends.cudnn.deterministic=True`"""
     cuda: bool = True
     """if toggled, cuda will be enabled by default"""
+    track: bool = False
+    """if toggled, this experiment will be tracked with Weights and Biases"""
+    wandb_project_name: str = "lago"
+    """the wandb's project name"""
+    wandb_entity: Optional[str] = None
+    """the entity (team) of wandb's project"""
+    capture_video: bool = False
+    """whether to capture videos of the agent performances: the first episode of each evaluation and goal split, in
+    <run-dir>/videos (needs offscreen OpenGL: MUJOCO_GL=egl or osmesa; skipped with a note where there is none)"""
+    save_model: bool = False
+    """whether to save the policy and its observation statistics to <run-dir>/<exp-name>.cleanrl_model
+    (evaluate_policy.py replays it)"""
     run_dir: Optional[str] = None
     """where the TensorBoard log and summary.json go; default runs/<run name>"""
     overwrite: bool = False
@@ -103,7 +116,8 @@ class Args:
     llm: Optional[str] = None
     """the LLM of the prior; picks the default --prior-path, and must match the checkpoint's (default smollm2-135m)"""
     prior_path: Optional[str] = None
-    """the stage-1 checkpoint (finetune_prior.py --out); default checkpoints/prior__clevr__<llm>__1"""
+    """the stage-1 checkpoint (finetune_prior.py --out); default checkpoints/prior__clevr__<llm>__1, else the prior
+    shipped in priors/clevr__<llm> (smollm2-135m)"""
     guidance_coef: float = 0.1
     """beta_0, the start value of the guidance coefficient (0 turns LaGO into PPO)"""
     guidance_schedule: Literal["constant", "linear", "exp"] = "linear"
@@ -161,6 +175,9 @@ def check_args(args: Args) -> Args:
     ):
         if not valid or not math.isfinite(getattr(args, name) or 0.0):
             fail(f"--{name.replace('_', '-')} must be finite and {expected}, got {getattr(args, name)}")
+    for flag, module in (("track", "wandb"), ("capture_video", "moviepy")):  # optional dependencies
+        if getattr(args, flag) and importlib.util.find_spec(module) is None:
+            fail(f"--{flag.replace('_', '-')} needs {module}, which is not installed: pip install {module}")
     args.batch_size = int(args.num_envs * args.num_steps)
     args.minibatch_size = int(args.batch_size // args.num_minibatches)
     args.num_iterations = args.total_timesteps // args.batch_size
@@ -168,7 +185,8 @@ def check_args(args: Args) -> Args:
         fail(f"--total-timesteps {args.total_timesteps} must cover one batch of {args.batch_size} steps, "
              "and --num-minibatches at most that many")
     if args.prior_path is None:
-        args.prior_path = f"checkpoints/prior__clevr__{args.llm or DEFAULT_LLM}__1"
+        args.prior_path, origin = default_prior_path("clevr", args.llm or DEFAULT_LLM)
+        print(f"prior: {args.prior_path} ({origin})", flush=True)
     try:
         config = read_prior_config(args.prior_path)
     except PriorError as error:
@@ -196,12 +214,24 @@ def categorical_kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tens
     return (p_log.exp() * (p_log - F.log_softmax(q_logits, dim=-1))).sum(-1)
 
 
-def make_env(env_id: str, max_episode_steps: int, goal_split: str = "train"):
+def make_env(env_id: str, max_episode_steps: int, goal_split: str = "train", render_mode: Optional[str] = None):
     def thunk():
-        env = gym.make(env_id, goal_split=goal_split, goal_in_obs=True, max_episode_steps=max_episode_steps)
+        env = gym.make(env_id, goal_split=goal_split, goal_in_obs=True, max_episode_steps=max_episode_steps,
+                       render_mode=render_mode)
         return gym.wrappers.RecordEpisodeStatistics(env)
 
     return thunk
+
+
+def can_render(env: gym.Env) -> bool:
+    """Whether `env` renders here: MuJoCo needs an offscreen OpenGL context (MUJOCO_GL=egl or osmesa)."""
+    try:
+        env.reset(seed=0)
+        return env.render() is not None
+    except Exception:  # no OpenGL: the error comes from deep inside mujoco's GL bindings
+        return False
+    finally:
+        env.close()
 
 
 def layer_init(layer, std=np.sqrt(2), bias_const=0.0):
@@ -254,9 +284,12 @@ def compute_advantages(rewards, values, dones, final_values, next_value, next_do
 
 
 @torch.no_grad()
-def evaluate(agent: Agent, args: Args, goal_split: str, device: torch.device) -> dict[str, float]:
+def evaluate(agent: Agent, args: Args, goal_split: str, device: torch.device,
+             video_dir: Optional[str] = None) -> dict[str, float]:
     """Greedy policy on `args.eval_episodes` fixed-seed episodes of `goal_split`; success (at any step) and return."""
-    env = make_env(args.env_id, args.max_episode_steps, goal_split)()
+    env = make_env(args.env_id, args.max_episode_steps, goal_split, "rgb_array" if video_dir else None)()
+    if video_dir is not None:  # the first episode
+        env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda episode: episode == 0, disable_logger=True)
     successes, returns = [], []
     for episode in range(args.eval_episodes):
         obs, _ = env.reset(seed=EVAL_SEED + episode)
@@ -274,8 +307,9 @@ def evaluate(agent: Agent, args: Args, goal_split: str, device: torch.device) ->
     return {"success_rate": float(np.mean(successes)), "return": float(np.mean(returns))}
 
 
-def run_evaluations(agent, args, device, writer, global_step, history) -> dict:
-    result = {split: evaluate(agent, args, split, device) for split in ("train", "test")}
+def run_evaluations(agent, args, device, writer, global_step, history, video_dir=None) -> dict:
+    result = {split: evaluate(agent, args, split, device, video_dir and os.path.join(video_dir, f"{split}-step{global_step}"))
+              for split in ("train", "test")}
     for split, metrics in result.items():
         prefix = "eval" if split == "train" else f"eval_{split}"
         for name, value in metrics.items():
@@ -306,6 +340,21 @@ if __name__ == "__main__":
         open_run_dir(run_dir, args.overwrite)  # one writer per run directory
     except RunDirError as error:
         sys.exit(f"{args.exp_name}.py: error: {error}")
+    if args.track:
+        import wandb
+
+        try:
+            wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True, config=vars(args),
+                       name=run_name, save_code=True)
+        except Exception as error:  # no API key, no network: WANDB_MODE=offline logs locally
+            sys.exit(f"{args.exp_name}.py: error: --track: wandb did not start ({str(error).splitlines()[0]}); "
+                     "run `wandb login`, or set WANDB_MODE=offline")
+    video_dir = None
+    if args.capture_video:
+        if can_render(make_env(args.env_id, args.max_episode_steps, render_mode="rgb_array")()):
+            video_dir = os.path.join(run_dir, "videos")
+        else:
+            print("--capture-video: no offscreen OpenGL here (MUJOCO_GL=egl or osmesa, and its libraries): no videos", flush=True)
     writer = SummaryWriter(run_dir)
     writer.add_text(
         "hyperparameters",
@@ -529,9 +578,14 @@ if __name__ == "__main__":
         if global_step // args.eval_interval > (global_step - args.batch_size) // args.eval_interval or iteration == args.num_iterations:
             print(f"SPS: {sps}, guidance_coef {beta:.4f}, prior {prior_seconds_total:.0f}s so far", flush=True)
             eval_start = time.time()
-            final = run_evaluations(agent, args, device, writer, global_step, evaluations)
+            final = run_evaluations(agent, args, device, writer, global_step, evaluations, video_dir)
             eval_seconds += time.time() - eval_start
 
+    if args.save_model:
+        model_path = os.path.join(run_dir, f"{args.exp_name}.cleanrl_model")
+        torch.save({"script": os.path.basename(__file__), "args": asdict(args), "agent": type(agent).__name__,
+                    "agent_args": [obs_dim, num_actions, args.hidden_size], "state_dict": agent.state_dict()}, model_path)
+        print(f"model saved to {model_path}", flush=True)
     wall_seconds = time.time() - start_time
     summary = {
         "env_id": args.env_id, "method": args.exp_name, "seed": args.seed, "global_step": global_step,

@@ -21,6 +21,7 @@ guidance; with `--guidance-coef 0` they reproduce this file's runs exactly.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -55,6 +56,18 @@ class Args:
     """if toggled, `torch.backends.cudnn.deterministic=True`"""
     cuda: bool = True
     """if toggled, cuda will be enabled by default"""
+    track: bool = False
+    """if toggled, this experiment will be tracked with Weights and Biases"""
+    wandb_project_name: str = "lago"
+    """the wandb's project name"""
+    wandb_entity: Optional[str] = None
+    """the entity (team) of wandb's project"""
+    capture_video: bool = False
+    """whether to capture videos of the agent performances: the first episode of each evaluation and goal split, in
+    <run-dir>/videos (needs offscreen OpenGL: MUJOCO_GL=egl or osmesa; skipped with a note where there is none)"""
+    save_model: bool = False
+    """whether to save the policy and its observation statistics to <run-dir>/<exp-name>.cleanrl_model
+    (evaluate_policy.py replays it)"""
     run_dir: Optional[str] = None
     """where the TensorBoard log and summary.json go; default runs/<run name>"""
     overwrite: bool = False
@@ -139,6 +152,10 @@ def fill_defaults(args: Args) -> Args:
         sys.exit(f"{args.exp_name}.py: error: --env-id {args.env_id!r} is neither {CLEVR_ENV_ID} nor an MT10 task "
                  f"({', '.join(MT10_TASKS)})")
     kind = "discrete" if args.env_id == CLEVR_ENV_ID else "continuous"
+    for flag, module in (("track", "wandb"), ("capture_video", "moviepy")):  # optional dependencies
+        if getattr(args, flag) and importlib.util.find_spec(module) is None:
+            sys.exit(f"{args.exp_name}.py: error: --{flag.replace('_', '-')} needs {module}, which is not installed: "
+                     f"pip install {module}")
     for name, value in DEFAULTS[kind].items():
         if getattr(args, name) is None:
             setattr(args, name, value)
@@ -163,16 +180,28 @@ def fill_defaults(args: Args) -> Args:
     return args
 
 
-def make_env(env_id: str, seed: int, max_episode_steps: int, goal_split: str = "train"):
+def make_env(env_id: str, seed: int, max_episode_steps: int, goal_split: str = "train", render_mode: Optional[str] = None):
     def thunk():
         if env_id == CLEVR_ENV_ID:
-            env = gym.make(env_id, goal_split=goal_split, goal_in_obs=True, max_episode_steps=max_episode_steps)
+            env = gym.make(env_id, goal_split=goal_split, goal_in_obs=True, max_episode_steps=max_episode_steps,
+                           render_mode=render_mode)
         else:
-            env = make_metaworld_env(env_id, seed=seed, max_episode_steps=max_episode_steps)
+            env = make_metaworld_env(env_id, seed=seed, max_episode_steps=max_episode_steps, render_mode=render_mode)
             env = gym.wrappers.ClipAction(env)
         return gym.wrappers.RecordEpisodeStatistics(env)
 
     return thunk
+
+
+def can_render(env: gym.Env) -> bool:
+    """Whether `env` renders here: MuJoCo needs an offscreen OpenGL context (MUJOCO_GL=egl or osmesa)."""
+    try:
+        env.reset(seed=0)
+        return env.render() is not None
+    except Exception:  # no OpenGL: the error comes from deep inside mujoco's GL bindings
+        return False
+    finally:
+        env.close()
 
 
 def layer_init(layer, std=np.sqrt(2), bias_const=0.0):
@@ -285,10 +314,14 @@ def compute_advantages(rewards, values, dones, final_values, next_value, next_do
 
 
 @torch.no_grad()
-def evaluate(agent: nn.Module, args: Args, goal_split: str, device: torch.device) -> dict[str, float]:
+def evaluate(agent: nn.Module, args: Args, goal_split: str, device: torch.device,
+             video_dir: Optional[str] = None) -> dict[str, float]:
     """Greedy (argmax / mean) policy on `args.eval_episodes` fixed-seed episodes of a goal split; success (at any
     step) and return. Meta-World's train goals are the training env's, its test goals those of EVAL_SEED."""
-    env = make_env(args.env_id, args.seed if goal_split == "train" else EVAL_SEED, args.max_episode_steps, goal_split)()
+    env = make_env(args.env_id, args.seed if goal_split == "train" else EVAL_SEED, args.max_episode_steps, goal_split,
+                   "rgb_array" if video_dir else None)()
+    if video_dir is not None:  # the first episode
+        env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda episode: episode == 0, disable_logger=True)
     successes, returns = [], []
     for episode in range(args.eval_episodes):
         obs, _ = env.reset(seed=EVAL_SEED + episode)
@@ -307,8 +340,9 @@ def evaluate(agent: nn.Module, args: Args, goal_split: str, device: torch.device
     return {"success_rate": float(np.mean(successes)), "return": float(np.mean(returns))}
 
 
-def run_evaluations(agent, args, device, writer, global_step, history) -> dict:
-    result = {split: evaluate(agent, args, split, device) for split in ("train", "test")}
+def run_evaluations(agent, args, device, writer, global_step, history, video_dir=None) -> dict:
+    result = {split: evaluate(agent, args, split, device, video_dir and os.path.join(video_dir, f"{split}-step{global_step}"))
+              for split in ("train", "test")}
     for split, metrics in result.items():
         prefix = "eval" if split == "train" else f"eval_{split}"
         for name, value in metrics.items():
@@ -327,6 +361,21 @@ if __name__ == "__main__":
         open_run_dir(run_dir, args.overwrite)  # one writer per run directory
     except RunDirError as error:
         sys.exit(f"{args.exp_name}.py: error: {error}")
+    if args.track:
+        import wandb
+
+        try:
+            wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True, config=vars(args),
+                       name=run_name, save_code=True)
+        except Exception as error:  # no API key, no network: WANDB_MODE=offline logs locally
+            sys.exit(f"{args.exp_name}.py: error: --track: wandb did not start ({str(error).splitlines()[0]}); "
+                     "run `wandb login`, or set WANDB_MODE=offline")
+    video_dir = None
+    if args.capture_video:
+        if can_render(make_env(args.env_id, args.seed, args.max_episode_steps, render_mode="rgb_array")()):
+            video_dir = os.path.join(run_dir, "videos")
+        else:
+            print("--capture-video: no offscreen OpenGL here (MUJOCO_GL=egl or osmesa, and its libraries): no videos", flush=True)
     writer = SummaryWriter(run_dir)
     writer.add_text(
         "hyperparameters",
@@ -348,10 +397,9 @@ if __name__ == "__main__":
     )
     discrete = isinstance(envs.single_action_space, gym.spaces.Discrete)
     obs_dim = int(np.prod(envs.single_observation_space.shape))
-    if discrete:
-        agent = CategoricalAgent(obs_dim, int(envs.single_action_space.n), args.hidden_size).to(device)
-    else:
-        agent = GaussianAgent(obs_dim, int(np.prod(envs.single_action_space.shape)), args.hidden_size).to(device)
+    action_size = int(envs.single_action_space.n) if discrete else int(np.prod(envs.single_action_space.shape))
+    agent = (CategoricalAgent if discrete else GaussianAgent)(obs_dim, action_size, args.hidden_size).to(device)
+    if not discrete:
         envs = gym.wrappers.vector.NormalizeReward(envs, gamma=args.gamma)
         envs = gym.wrappers.vector.TransformReward(envs, lambda reward: np.clip(reward, -10, 10))
     optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
@@ -515,9 +563,14 @@ if __name__ == "__main__":
         if global_step // args.eval_interval > (global_step - args.batch_size) // args.eval_interval or iteration == args.num_iterations:
             print(f"SPS: {sps}", flush=True)
             eval_start = time.time()
-            final = run_evaluations(agent, args, device, writer, global_step, evaluations)
+            final = run_evaluations(agent, args, device, writer, global_step, evaluations, video_dir)
             eval_seconds += time.time() - eval_start
 
+    if args.save_model:
+        model_path = os.path.join(run_dir, f"{args.exp_name}.cleanrl_model")
+        torch.save({"script": os.path.basename(__file__), "args": asdict(args), "agent": type(agent).__name__,
+                    "agent_args": [obs_dim, action_size, args.hidden_size], "state_dict": agent.state_dict()}, model_path)
+        print(f"model saved to {model_path}", flush=True)
     wall_seconds = time.time() - start_time
     summary = {
         "env_id": args.env_id, "method": args.exp_name, "seed": args.seed, "global_step": global_step,

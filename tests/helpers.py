@@ -21,10 +21,11 @@ def finetune(tmp_path_factory, name: str, demo_args: collect_demos.Args, **overr
     return finetune_prior.main(finetune_prior.Args(**{**settings, **overrides}))
 
 
-def run_script(script: str, *argv: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run one of the project's scripts in a subprocess, offline, one thread."""
-    return subprocess.run([sys.executable, str(ROOT / script), *argv], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+def run_script(script: str, *argv: str, timeout: int = 600, cwd: Path = ROOT,
+               env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run one of the project's scripts in a subprocess, offline, one thread (`env`: more variables)."""
+    return subprocess.run([sys.executable, str(ROOT / script), *argv], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **(env or {})})
 
 
 def assert_one_sentence_error(result: subprocess.CompletedProcess, script: str, message: str) -> None:

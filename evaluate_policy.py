@@ -1,0 +1,77 @@
+"""Replay a saved policy (`--save-model`) greedily on the evaluation episodes of its run.
+
+    python ppo_baseline.py --env-id door-open-v3 --save-model --run-dir runs/door
+    python evaluate_policy.py runs/door/ppo_baseline.cleanrl_model
+
+The model file holds the script that trained it, that script's arguments, and the agent's weights
+with its observation-normalisation statistics. The agent is rebuilt from the script's own class and
+evaluated with the script's own `evaluate` on both goal splits, so the same episodes give the
+run's final evaluation again.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+import tyro
+
+SCRIPTS = ("ppo_baseline.py", "lago_clevr_discrete.py", "lago_metaworld_continuous.py")
+
+
+@dataclass
+class Args:
+    model_path: tyro.conf.Positional[str]
+    """the .cleanrl_model file written by --save-model"""
+    eval_episodes: Optional[int] = None
+    """episodes per goal split (default: the run's --eval-episodes)"""
+    json: Optional[str] = None
+    """also write the results to this JSON file"""
+
+
+def load_policy(path: str) -> tuple:
+    """(script module, its Args, the agent) of a saved policy, or SystemExit with one sentence."""
+    def fail(message: str):
+        sys.exit(f"evaluate_policy.py: error: {message}")
+
+    if not Path(path).is_file():
+        fail(f"{path} does not exist; save a policy with --save-model")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        fail(f"{path} is not a saved policy ({str(error).splitlines()[0] if str(error) else type(error).__name__})")
+    if not isinstance(saved, dict) or saved.get("script") not in SCRIPTS or not {"args", "agent", "agent_args", "state_dict"} <= set(saved):
+        fail(f"{path} is not a policy saved by --save-model of {', '.join(SCRIPTS)}")
+    module = importlib.import_module(saved["script"].removesuffix(".py"))
+    args = module.Args(**saved["args"])
+    agent = getattr(module, saved["agent"])(*saved["agent_args"])
+    try:
+        agent.load_state_dict(saved["state_dict"])
+    except RuntimeError as error:
+        fail(f"{path} does not fit {saved['script']}'s {saved['agent']} ({str(error).splitlines()[0]})")
+    return module, args, agent.eval()
+
+
+def main(args: Args) -> dict[str, dict[str, float]]:
+    module, run_args, agent = load_policy(args.model_path)
+    if args.eval_episodes is not None:
+        if args.eval_episodes <= 0:
+            sys.exit(f"evaluate_policy.py: error: --eval-episodes must be a positive integer, got {args.eval_episodes}")
+        run_args.eval_episodes = args.eval_episodes
+    results = {split: module.evaluate(agent, run_args, split, torch.device("cpu")) for split in ("train", "test")}
+    env = getattr(run_args, "task", None) or run_args.env_id
+    for split, metrics in results.items():
+        print(f"{env} {split:<5} success {metrics['success_rate']:.3f}  return {metrics['return']:.2f}  "
+              f"({run_args.eval_episodes} episodes)")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"model_path": args.model_path, "results": results}, indent=2) + "\n")
+    return results
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))
