@@ -3,7 +3,7 @@
 #   make test         install the test dependencies, then run the test suite
 PYTHON ?= python3
 
-.PHONY: install install-dev install-llm-large quickstart walkthrough test env-results prior-results finetune-speed-results stage2-results clevr-tuning clevr-results metaworld-tuning metaworld-results report llm-study-clevr llm-study-metaworld llm-study qwen-lr-sweep
+.PHONY: install install-dev install-llm-large quickstart walkthrough ship-priors test env-results prior-results finetune-speed-results stage2-results clevr-tuning clevr-results metaworld-tuning metaworld-results report llm-study-clevr llm-study-metaworld llm-study qwen-lr-sweep
 
 # a prior that a target needed on the way is kept, never deleted as an intermediate file
 .SECONDARY:
@@ -90,6 +90,10 @@ checkpoints/prior__%__qwen2.5-coder-0.5b-random__1/config.json: demos/%.npz
 	$(PYTHON) finetune_prior.py --demos $< --llm qwen2.5-coder-0.5b --llm-init random $(QWEN_TUNING) --out $(@D)
 checkpoints/prior__%__qwen2.5-coder-1.5b__1/config.json: demos/%.npz
 	$(PYTHON) finetune_prior.py --demos $< --llm qwen2.5-coder-1.5b $(QWEN_TUNING) --out $(@D)
+# the priors shipped in priors/ (what --llm smollm2-135m falls back to): the checkpoints above in bf16
+ship-priors: checkpoints/prior__clevr__smollm2-135m__1/config.json checkpoints/prior__metaworld__smollm2-135m__1/config.json
+	for env in clevr metaworld; do $(PYTHON) benchmarks/export_prior.py --prior-path checkpoints/prior__$${env}__smollm2-135m__1 \
+		--out priors/$${env}__smollm2-135m; done
 K1_PRIOR = checkpoints/prior__clevr__smollm2-135m-k1__1
 $(K1_PRIOR)/config.json: demos/clevr.npz
 	$(PYTHON) finetune_prior.py --demos demos/clevr.npz --llm smollm2-135m --state-tokens 1 --out $(K1_PRIOR)
