@@ -79,6 +79,9 @@ class Args:
     """the learning rate of the optimizer"""
     num_envs: int = 8
     """the number of parallel game environments"""
+    async_envs: bool = False
+    """step the environments in one subprocess each (gymnasium's AsyncVectorEnv), for many envs on many cores;
+    the same episodes as in-process stepping"""
     num_steps: int = 128
     """the number of steps to run in each environment per policy rollout"""
     anneal_lr: bool = True
@@ -369,7 +372,7 @@ if __name__ == "__main__":
     prior_rng = np.random.default_rng(args.seed + 1)  # --prior-fraction's subsets; apart from PPO's RNG
 
     # env setup
-    envs = gym.vector.SyncVectorEnv(
+    envs = (gym.vector.AsyncVectorEnv if args.async_envs else gym.vector.SyncVectorEnv)(
         [make_env(args.env_id, args.max_episode_steps) for _ in range(args.num_envs)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
     )

@@ -82,6 +82,9 @@ class Args:
     """the learning rate of the optimizer (default 2.5e-4 Discrete, 3e-4 Box)"""
     num_envs: Optional[int] = None
     """the number of parallel game environments (default 8 Discrete, 1 Box)"""
+    async_envs: bool = False
+    """step the environments in one subprocess each (gymnasium's AsyncVectorEnv), for many envs on many cores;
+    the same episodes as in-process stepping"""
     num_steps: Optional[int] = None
     """the number of steps to run in each environment per policy rollout (default 128 Discrete, 2048 Box)"""
     anneal_lr: bool = True
@@ -391,7 +394,7 @@ if __name__ == "__main__":
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
     # env setup
-    envs = gym.vector.SyncVectorEnv(
+    envs = (gym.vector.AsyncVectorEnv if args.async_envs else gym.vector.SyncVectorEnv)(
         [make_env(args.env_id, args.seed, args.max_episode_steps) for _ in range(args.num_envs)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
     )

@@ -20,9 +20,11 @@ def write_json(path: str | Path, results: dict) -> None:
     print(f"wrote {path}")
 
 
-# a run's recorded args that say where or how it ran, or follow from the others, not what it computed
+# a run's recorded args that say where or how it ran or what it logged, or follow from the others, not what it
+# computed (async_envs steps the same episodes; the tests check it)
 NOT_SETTINGS = frozenset({"run_dir", "overwrite", "cuda", "prior_device", "device", "json",
-                          "batch_size", "minibatch_size", "num_iterations"})
+                          "batch_size", "minibatch_size", "num_iterations", "async_envs",
+                          "track", "wandb_project_name", "wandb_entity", "capture_video", "save_model"})
 PER_RUN = frozenset({"seed", "env_id", "task", "tasks"})  # what tells apart the runs of one method
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from benchmarks import grid, report
-from tests.helpers import hold_lock
+from tests.helpers import hold_lock, run_script
 
 
 @pytest.fixture(scope="module")
@@ -407,3 +407,17 @@ def test_llm_study_evaluates_each_prior_and_language_once_and_answers_with_cis(t
     same = [r for r in alone if r["comparison"].endswith("pretrained - random weights")]
     assert len(same) == 6 and all(float(r["difference"]) == 0 and r["verdict"] == "no clear difference" for r in same)
     assert (tmp_path / "llm" / "llm_size.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("env, argv", [
+    ("clevr", ["--seeds", "1,2,3,4,5", "--guidance-from", "results/clevr-tuning/chosen.json"]),
+    ("metaworld", ["--tasks", "mt10", "--seeds", "1,2,3", "--guidance-from", "results/metaworld-tuning/chosen.json"]),
+])
+def test_the_committed_runs_are_those_the_current_scripts_plan(tmp_path, env, argv):
+    """A flag that only logs or steps the same episodes otherwise (--track, --save-model, --async-envs, ...) must not
+    make the grid take the committed runs for runs of other settings."""
+    result = run_script("benchmarks/grid.py", "--dry-run", "--env", env, "--methods", "ppo,lago-smollm2-135m", *argv,
+                        "--out", str(tmp_path / "no-runs-here"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = 10 if env == "clevr" else 60
+    assert f"{runs} runs, {runs} finished, 0 to go" in result.stdout

@@ -127,3 +127,13 @@ def test_a_task_the_prior_never_saw_is_guided_zero_shot_with_a_note(tmp_path, me
     assert result.returncode == 0, result.stderr[-3000:]
     assert "saw no demonstrations of drawer-close-v3" in result.stdout
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["env_id"] == "drawer-close-v3"
+
+
+def test_async_envs_step_the_same_episodes_as_in_process_envs(tmp_path, metaworld_prior):
+    argv = ["--prior-path", str(metaworld_prior), "--num-envs", "4", "--total-timesteps", "512"]
+    in_process = run_ok("lago_metaworld_continuous.py", tmp_path / "sync", *argv)
+    subprocesses = run_ok("lago_metaworld_continuous.py", tmp_path / "async", *argv, "--async-envs")
+    assert subprocesses["args"]["async_envs"] and not in_process["args"]["async_envs"]
+    returns = scalars(tmp_path / "sync", "charts/episodic_return")
+    assert len(returns) >= 8 and returns == scalars(tmp_path / "async", "charts/episodic_return")
+    assert in_process["final_eval"] == subprocesses["final_eval"]
