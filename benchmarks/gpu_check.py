@@ -1,0 +1,118 @@
+"""The GPU path checked and timed in one go; one JSON (run it through benchmarks/gpu_check.sh).
+
+    benchmarks/gpu_check.sh                          # on a GPU machine: at most 8 minutes on an H100
+    QUICK=1 benchmarks/gpu_check.sh /tmp/check.json  # a tiny dry run on any CPU (the test suite runs it)
+
+What it measures, in this order, writing the JSON after each part (a cut-off run keeps what it has):
+1. fine-tuning: `finetune_prior.py` on CLEVR-Robot demonstrations, steps of 32 per second;
+2. the prior: `benchmarks/prior_speed.py` at batches of 2,048 and 16,384 states (4 state tokens,
+   64 distinct instructions), with and without the cached prefix, and the first call;
+3. PPO against LaGO querying every state: `benchmarks/stage2_speed.py` on CLEVR-Robot
+   (51,200 steps) and on Meta-World (`drawer-close-v3`, 8,192 steps), each script with its
+   defaults (`--cuda`: the policy on the GPU, the prior on it too).
+
+The LLM is SmolLM2-135M where its weights are installed, else `smollm2-135m-arch`: its
+architecture with random weights (the same cost per state; a byte tokenizer, so the cached
+prompts are longer). `--quick` uses the tiny random LLM and tiny budgets. The targets beside the
+numbers are those of the GPU path: 100,000 states/s at batch 16,384, LaGO at most 1.1x PPO.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import tyro
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import collect_demos  # noqa: E402
+import finetune_prior  # noqa: E402
+from benchmarks import prior_speed, stage2_speed  # noqa: E402
+from benchmarks.common import cpu_name, write_json  # noqa: E402
+
+TARGETS = {"prior_states_per_second_at_16384": 100_000, "lago_over_ppo": 1.1}
+
+
+@dataclass
+class Args:
+    out: str = "results/gpu/gpu_check.json"
+    """the JSON to write"""
+    quick: bool = False
+    """a tiny dry run: the tiny random LLM, a few steps, small batches"""
+
+
+def machine() -> dict:
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"gpu": gpu, "cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
+            "torch": torch.__version__, "cuda": torch.version.cuda}
+
+
+def pick_llm(quick: bool) -> tuple[str, str]:
+    if quick:
+        return "tiny-random", "random (the tests' tiny LLM)"
+    try:
+        finetune_prior.load_llm("smollm2-135m")
+        return "smollm2-135m", "pretrained"
+    except finetune_prior.PriorError as error:
+        print(f"no SmolLM2 weights here ({error}); timing its architecture with random weights", flush=True)
+        return "smollm2-135m-arch", "random (SmolLM2-135M's architecture, byte tokenizer)"
+
+
+def main(args: Args) -> dict:
+    start = time.time()
+    llm, weights = pick_llm(args.quick)
+    sizes = dict(finetune_steps=4 if args.quick else 100, batches=(64,) if args.quick else (2048, 16384),
+                 clevr_steps=1024 if args.quick else 51_200, metaworld_steps=2048 if args.quick else 8192,
+                 eval_episodes=1 if args.quick else 10)
+    report = {"machine": machine(), "llm": llm, "llm_weights": weights, "quick": args.quick, "targets": TARGETS}
+
+    def save(part: str, value) -> None:
+        report[part] = value
+        report["seconds"] = round(time.time() - start, 1)
+        write_json(args.out, report)
+
+    with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
+        tmp = Path(tmp)
+        print("== demonstrations", flush=True)
+        collect_demos.main(collect_demos.Args(env="clevr", episodes=20 if args.quick else 200, out=str(tmp / "clevr.npz")))
+        collect_demos.main(collect_demos.Args(env="metaworld", task="drawer-close-v3", episodes=2, max_episode_steps=100,
+                                              out=str(tmp / "metaworld.npz")))
+
+        print("== fine-tuning", flush=True)
+        priors = {}
+        for env, steps in (("clevr", sizes["finetune_steps"]), ("metaworld", 2)):
+            priors[env] = tmp / f"prior_{env}"
+            finetune_prior.main(finetune_prior.Args(demos=str(tmp / f"{env}.npz"), llm=llm, train_steps=steps,
+                                                    eval_every=steps, out=str(priors[env]), run_dir=str(tmp / "runs" / env)))
+            if env == "clevr":
+                config = finetune_prior.read_prior_config(priors[env])
+                save("finetune", {"steps": steps, "batch_size": config["args"]["batch_size"],
+                                  "seconds": config["train_seconds"], "steps_per_second": steps / config["train_seconds"],
+                                  "device": config["machine"]["device"], "precision": config["machine"]["precision"]})
+
+        print("== prior inference", flush=True)
+        speeds = []
+        for batch in sizes["batches"]:
+            speeds.append(prior_speed.main(prior_speed.Args(llm=llm, batch=batch, repeats=1 if args.quick else 3)))
+            save("prior", speeds)
+
+        print("== PPO against LaGO, every state queried", flush=True)
+        stage2 = {}
+        for env, steps in (("clevr", sizes["clevr_steps"]), ("metaworld", sizes["metaworld_steps"])):
+            stage2[env] = stage2_speed.main(stage2_speed.Args(env=env, prior_path=str(priors[env]), total_timesteps=steps,
+                                                              eval_episodes=sizes["eval_episodes"]))
+            save("stage2", stage2)
+    save("done", True)
+    return report
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))

@@ -1,0 +1,37 @@
+"""The GPU check's CPU dry run, and the random-weight SmolLM2 architecture it falls back to without the weights."""
+
+import json
+import os
+import subprocess
+
+from finetune_prior import load_llm
+from tests.helpers import ROOT
+
+
+def test_the_quick_gpu_check_writes_every_part(tmp_path):
+    out = tmp_path / "check.json"
+    result = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), str(out)], capture_output=True, text=True,
+                            timeout=900, env={**os.environ, "QUICK": "1", "OMP_NUM_THREADS": "2", "WHEELS": str(tmp_path)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["done"] and report["quick"] and report["llm"] == "tiny-random" and report["machine"]["cores"] >= 1
+    assert report["finetune"]["steps"] == 4 and report["finetune"]["steps_per_second"] > 0
+    assert [p["batch"] for p in report["prior"]] == [64] and report["prior"][0]["cached_states_per_second"] > 0
+    for env in ("clevr", "metaworld"):
+        stage2 = report["stage2"][env]
+        assert stage2["ppo_seconds"] > 0 and stage2["lago_settings"]["prior_fraction"] == 1.0  # every state queried
+        assert stage2["ratio"] == stage2["lago_seconds"] / stage2["ppo_seconds"]
+    assert report["targets"] == {"prior_states_per_second_at_16384": 100_000, "lago_over_ppo": 1.1}
+
+
+def test_the_smollm2_architecture_with_random_weights_has_smollm2s_decoder():
+    arch, tokenizer = load_llm("smollm2-135m-arch")
+    real, _ = load_llm("smollm2-135m")
+    for name in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads"):
+        assert getattr(arch.config, name) == getattr(real.config, name)
+
+    def decoder_parameters(model):
+        return sum(p.numel() for name, p in model.named_parameters() if "embed_tokens" not in name)
+
+    assert decoder_parameters(arch) == decoder_parameters(real)  # the same work per token; only the vocabulary differs
+    assert tokenizer("Task: reach")["input_ids"][0] == 256
