@@ -50,7 +50,8 @@ class Args:
     """the demonstration file written by collect_demos.py"""
     llm: str = "smollm2-135m"
     """`smollm2-135m`, `gemma3-270m`, `qwen2.5-coder-0.5b`, `qwen2.5-coder-1.5b` (the last two after `make
-    install-llm-large`), `tiny-random`, a Hugging Face model id or a local model directory"""
+    install-llm-large`), `tiny-random` (tests), `smollm2-135m-arch` (SmolLM2-135M's decoder with random weights, for
+    timing where its weights are not installed), a Hugging Face model id or a local model directory"""
     llm_init: Literal["pretrained", "random"] = "pretrained"
     """`random` keeps the architecture and re-initialises the weights (does LLM knowledge matter?)"""
     state_tokens: int = 4
