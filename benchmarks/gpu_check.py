@@ -6,10 +6,12 @@
 What it measures, in this order, writing the JSON after each part (a cut-off run keeps what it has):
 1. fine-tuning: `finetune_prior.py` on CLEVR-Robot demonstrations, steps of 32 per second;
 2. the prior: `benchmarks/prior_speed.py` at batches of 2,048 and 16,384 states (4 state tokens,
-   64 distinct instructions), with and without the cached prefix, and the first call;
+   64 distinct instructions), with and without the cached prefix, and the first call; each in
+   chunks of 512 states per LLM forward (today's path) and in one pass;
 3. PPO against LaGO querying every state: `benchmarks/stage2_speed.py` on CLEVR-Robot
-   (51,200 steps) and on Meta-World (`drawer-close-v3`, 8,192 steps), each script with its
-   defaults (`--cuda`: the policy on the GPU, the prior on it too).
+   (51,200 steps) and on Meta-World (`drawer-close-v3`, 4,096 steps), each script with its
+   defaults (`--cuda`: the policy on the GPU, the prior on it too) and, on a GPU, with the policy
+   on the CPU (`--no-cuda`, LaGO's prior on the GPU: `--prior-device cuda`).
 
 The LLM is SmolLM2-135M where its weights are installed, else `smollm2-135m-arch`: its
 architecture with random weights (the same cost per state; a byte tokenizer, so the cached
@@ -70,7 +72,7 @@ def main(args: Args) -> dict:
     start = time.time()
     llm, weights = pick_llm(args.quick)
     sizes = dict(finetune_steps=4 if args.quick else 100, batches=(64,) if args.quick else (2048, 16384),
-                 clevr_steps=1024 if args.quick else 51_200, metaworld_steps=2048 if args.quick else 8192,
+                 clevr_steps=1024 if args.quick else 51_200, metaworld_steps=2048 if args.quick else 4096,
                  eval_episodes=1 if args.quick else 10)
     report = {"machine": machine(), "llm": llm, "llm_weights": weights, "quick": args.quick, "targets": TARGETS}
 
@@ -101,15 +103,22 @@ def main(args: Args) -> dict:
         print("== prior inference", flush=True)
         speeds = []
         for batch in sizes["batches"]:
-            speeds.append(prior_speed.main(prior_speed.Args(llm=llm, batch=batch, repeats=1 if args.quick else 3)))
-            save("prior", speeds)
+            for max_batch in dict.fromkeys((512, batch)):  # today's chunks of 512, and the whole batch in one pass
+                speeds.append(prior_speed.main(prior_speed.Args(llm=llm, batch=batch, max_batch=max_batch,
+                                                                repeats=1 if args.quick else 3)))
+                save("prior", speeds)
 
         print("== PPO against LaGO, every state queried", flush=True)
         stage2 = {}
+        placements = {"default devices": ("", "")}  # the scripts' own: policy and prior on the GPU where there is one
+        if torch.cuda.is_available():
+            placements["policy on the CPU"] = ("--no-cuda", "--prior-device cuda")
         for env, steps in (("clevr", sizes["clevr_steps"]), ("metaworld", sizes["metaworld_steps"])):
-            stage2[env] = stage2_speed.main(stage2_speed.Args(env=env, prior_path=str(priors[env]), total_timesteps=steps,
-                                                              eval_episodes=sizes["eval_episodes"]))
-            save("stage2", stage2)
+            for placement, (both_args, lago_args) in placements.items():
+                stage2[f"{env}, {placement}"] = stage2_speed.main(stage2_speed.Args(
+                    env=env, prior_path=str(priors[env]), total_timesteps=steps, eval_episodes=sizes["eval_episodes"],
+                    both_args=both_args, lago_args=lago_args))
+                save("stage2", stage2)
     save("done", True)
     return report
 

@@ -41,6 +41,8 @@ class Args:
     """latent state tokens (without --prior-path)"""
     repeats: int = 3
     """timed calls of each path (the best is reported)"""
+    max_batch: int = 512
+    """states per LLM forward inside one call (FrozenPrior's chunks; the batch for one pass)"""
     device: str = "auto"
     """`auto`, `cpu` or `cuda`"""
     json: Optional[str] = None
@@ -66,8 +68,9 @@ def best_time(call, repeats: int) -> float:
 
 
 def main(args: Args) -> dict:
-    if min(args.batch, args.distinct_texts, args.repeats, args.state_tokens) <= 0:
-        raise SystemExit("prior_speed.py: error: --batch, --distinct-texts, --repeats and --state-tokens must be positive")
+    if min(args.batch, args.distinct_texts, args.repeats, args.state_tokens, args.max_batch) <= 0:
+        raise SystemExit("prior_speed.py: error: --batch, --distinct-texts, --repeats, --state-tokens and --max-batch "
+                         "must be positive")
     device = resolve_device(args.device)
     if args.prior_path:
         prior = load_prior(args.prior_path, device=args.device)
@@ -78,6 +81,7 @@ def main(args: Args) -> dict:
                                   args.state_tokens, np.zeros(OBS_DIM), np.ones(OBS_DIM))
         prior = freeze(model, {"action_space": {"type": "discrete", "n": NUM_ACTIONS}}, device)
         label = args.llm
+    prior.max_batch = args.max_batch
     obs, texts = sample_batch(args.batch, args.distinct_texts)
     print(f"{label}: batch {args.batch}, {len(set(texts))} distinct texts, {torch.get_num_threads()} threads, "
           f"device {device}, LLM dtype {prior.model.llm.dtype}", flush=True)
@@ -89,7 +93,7 @@ def main(args: Args) -> dict:
     uncached = best_time(lambda: prior(obs, texts, use_cache=False), args.repeats)
     results = {
         "llm": label, "batch": args.batch, "distinct_texts": len(set(texts)), "device": str(device), "cpu": cpu_name(),
-        "threads": torch.get_num_threads(), "dtype": str(prior.model.llm.dtype),
+        "threads": torch.get_num_threads(), "dtype": str(prior.model.llm.dtype), "max_batch": args.max_batch,
         "cached_states_per_second": args.batch / cached,
         "cached_first_call_states_per_second": args.batch / first_cached,
         "uncached_states_per_second": args.batch / uncached,

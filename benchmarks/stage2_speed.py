@@ -55,6 +55,8 @@ class Args:
     """rounds of (PPO, LaGO); the medians are reported"""
     lago_args: str = ""
     """more flags for the LaGO script, given with `=`: --lago-args="--prior-fraction 0.1\""""
+    both_args: str = ""
+    """more flags for both scripts, given with `=`: --both-args="--no-cuda" (the policy on the CPU)"""
     threads: Optional[int] = None
     """OMP_NUM_THREADS of both runs (default: torch's own choice)"""
     json: Optional[str] = None
@@ -85,9 +87,11 @@ def main(args: Args) -> dict:
     ppo_runs, lago_runs = [], []
     with tempfile.TemporaryDirectory(prefix="stage2_speed_") as tmp:
         for round_index in range(args.repeats):
-            ppo_runs.append(timed_run("ppo_baseline.py", Path(tmp) / f"ppo{round_index}", [*common, *ppo_env], args.threads))
+            both = shlex.split(args.both_args)
+            ppo_runs.append(timed_run("ppo_baseline.py", Path(tmp) / f"ppo{round_index}", [*common, *ppo_env, *both],
+                                      args.threads))
             lago_runs.append(timed_run(lago_script, Path(tmp) / f"lago{round_index}",
-                                       [*common, *lago_env, "--prior-path", prior_path, *shlex.split(args.lago_args)],
+                                       [*common, *lago_env, "--prior-path", prior_path, *both, *shlex.split(args.lago_args)],
                                        args.threads))
 
     def median(runs: list[dict], key: str) -> float:
@@ -99,6 +103,7 @@ def main(args: Args) -> dict:
         "total_timesteps": total_timesteps, "seed": args.seed, "repeats": args.repeats,
         "prior_path": prior_path, "llm": lago["llm"], "prior_dtype": lago["prior_dtype"],
         "state_tokens": read_prior_config(prior_path)["state_tokens"], "lago_args": args.lago_args,
+        "both_args": args.both_args,
         "lago_settings": {k: lago["args"][k] for k in ("guidance_coef", "guidance_schedule", "guidance_decay_end",
                                                        "prior_fraction", "num_envs", "num_steps")},
         "ppo_seconds": median(ppo_runs, "wall_seconds"), "lago_seconds": median(lago_runs, "wall_seconds"),
