@@ -11,7 +11,8 @@ What it measures, in this order, writing the JSON after each part (a cut-off run
 3. PPO against LaGO querying every state: `benchmarks/stage2_speed.py` on CLEVR-Robot
    (51,200 steps) and on Meta-World (`drawer-close-v3`, 4,096 steps), each script with its
    defaults (`--cuda`: the policy on the GPU, the prior on it too) and, on a GPU, with the policy
-   on the CPU (`--no-cuda`, LaGO's prior on the GPU: `--prior-device cuda`).
+   on the CPU (`--no-cuda`, LaGO's prior on the GPU: `--prior-device cuda`); on Meta-World also
+   with 16 envs in subprocesses (`--num-envs 16 --num-steps 128 --async-envs`).
 
 The LLM is SmolLM2-135M where its weights are installed, else `smollm2-135m-arch`: its
 architecture with random weights (the same cost per state; a byte tokenizer, so the cached
@@ -113,8 +114,12 @@ def main(args: Args) -> dict:
         placements = {"default devices": ("", "")}  # the scripts' own: policy and prior on the GPU where there is one
         if torch.cuda.is_available():
             placements["policy on the CPU"] = ("--no-cuda", "--prior-device cuda")
+        if not args.quick:  # Meta-World on every core: 16 envs in subprocesses, the same 2048 steps per rollout
+            placements["metaworld only: 16 envs in subprocesses"] = ("--num-envs 16 --num-steps 128 --async-envs", "")
         for env, steps in (("clevr", sizes["clevr_steps"]), ("metaworld", sizes["metaworld_steps"])):
             for placement, (both_args, lago_args) in placements.items():
+                if placement.startswith("metaworld only") and env != "metaworld":
+                    continue
                 stage2[f"{env}, {placement}"] = stage2_speed.main(stage2_speed.Args(
                     env=env, prior_path=str(priors[env]), total_timesteps=steps, eval_episodes=sizes["eval_episodes"],
                     both_args=both_args, lago_args=lago_args))
