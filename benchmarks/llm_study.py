@@ -14,7 +14,8 @@ guidance setting chosen in results/<env>-tuning/chosen.json (see the Makefile's 
 
 The report writes, in results/llm/:
 - points.csv: success of every (benchmark, goal split, LLM, weights, prior alone with instruction set / LaGO)
-  with its 95% CI (prior alone: bootstrap over episodes; LaGO: over seeds, stratified by task);
+  with its 95% CI (prior alone: bootstrap over episodes, on Meta-World also over tasks, paired between priors;
+  LaGO: over seeds, stratified by task);
 - answers.csv: the README's questions as differences with 95% bootstrap CIs;
 - llm_size.png: success against the LLM's parameters (log scale), one panel per benchmark and goal split.
 """
@@ -116,10 +117,15 @@ def episode_successes(record: dict, split: str) -> np.ndarray:
     return np.array([[int(c) for c in cell["successes"]] for cell in cells], dtype=float)
 
 
-def resample_episodes(successes: np.ndarray, reps: int, rng: np.random.Generator) -> np.ndarray:
-    """reps bootstrap means of a tasks x episodes matrix, episodes resampled within each task."""
+def resample_episodes(successes: np.ndarray, reps: int, rng: np.random.Generator,
+                      task_rng: Optional[np.random.Generator] = None) -> np.ndarray:
+    """reps bootstrap means of a tasks x episodes matrix: episodes resampled within each task and, with `task_rng`,
+    the tasks too (generators seeded alike draw the same tasks for every prior: differences are paired by task)."""
     columns = rng.integers(successes.shape[1], size=(reps, successes.shape[1]))
-    return successes[:, columns].mean(axis=(0, 2))
+    if task_rng is None or successes.shape[0] == 1:
+        return successes[:, columns].mean(axis=(0, 2))
+    rows = task_rng.integers(successes.shape[0], size=(reps, successes.shape[0]))
+    return successes[rows[:, :, None], columns[:, None, :]].mean(axis=(1, 2))
 
 
 def llm_of(prior: str) -> tuple[str, str]:
@@ -168,7 +174,10 @@ def write_report(args: Args, results: Path) -> None:
             samples = {}  # (kind, prior) -> bootstrap means; kind: "prior alone, <instructions>" or "LaGO"
             for (prior, instructions), record in records.items():
                 successes = episode_successes(record, split)
-                boot = resample_episodes(successes, args.bootstrap_reps, rng_for(env, split, prior, instructions))
+                # Meta-World: a greedy prior solves all goal positions of a task or none, so the uncertainty is in the
+                # tasks: resampled too, the same draws for every prior and instruction set
+                boot = resample_episodes(successes, args.bootstrap_reps, rng_for(env, split, prior, instructions),
+                                         rng_for(env, split, "tasks") if env == "metaworld" else None)
                 samples[f"prior alone, {INSTRUCTION_NAMES[instructions]}", prior] = (
                     successes.mean(), boot,
                     f"{successes.shape[1]} episodes" + (f" x {successes.shape[0]} tasks" if env == "metaworld" else ""))

@@ -421,3 +421,19 @@ def test_the_committed_runs_are_those_the_current_scripts_plan(tmp_path, env, ar
     assert result.returncode == 0, result.stderr[-2000:]
     runs = 10 if env == "clevr" else 60
     assert f"{runs} runs, {runs} finished, 0 to go" in result.stdout
+
+
+def test_llm_study_resamples_metaworld_tasks_paired_between_priors():
+    from benchmarks import llm_study
+
+    solves = np.array([[1.0] * 10, [0.0] * 10, [1.0] * 10])  # all-or-nothing per task, as a greedy prior plays
+    other = np.array([[1.0] * 10, [0.0] * 10, [0.0] * 10])  # one task fewer
+    a = llm_study.resample_episodes(solves, 2000, np.random.default_rng(1), llm_study.rng_for("metaworld", "train", "tasks"))
+    b = llm_study.resample_episodes(other, 2000, np.random.default_rng(2), llm_study.rng_for("metaworld", "train", "tasks"))
+    low, high = np.percentile(a - b, [2.5, 97.5])
+    assert low == 0 and high == 1 and (a - b >= 0).all()  # paired: never below 0; one task of three: not certain
+    episodes_only = llm_study.resample_episodes(solves, 2000, np.random.default_rng(1))
+    assert np.all(episodes_only == solves.mean())  # what episodes alone would claim: no uncertainty at all
+    one_task = solves[:1]
+    assert np.array_equal(llm_study.resample_episodes(one_task, 50, np.random.default_rng(3), np.random.default_rng(4)),
+                          llm_study.resample_episodes(one_task, 50, np.random.default_rng(3)))  # CLEVR-Robot: unchanged
