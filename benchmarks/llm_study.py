@@ -61,8 +61,8 @@ class Args:
     episodes: Optional[int] = None
     """episodes per goal split (CLEVR-Robot, default 200) or per task and split (Meta-World, default 10: each
     task's 500-step episodes run as one batch)"""
-    tasks: str = "reach-v3,drawer-close-v3,window-open-v3"
-    """Meta-World: the tasks to evaluate, by default those of LaGO's runs in the study (the guidance tuning tasks)"""
+    tasks: Optional[str] = None
+    """Meta-World: the tasks to evaluate (default: every task the prior was trained on)"""
     checkpoints: str = "checkpoints"
     """the folder of the priors"""
     grid_results: str = "results"
@@ -102,7 +102,7 @@ def evaluate(args: Args, results: Path) -> None:
                    "--max-episode-steps", str(grid.SETUPS[args.env]["max_episode_steps"]), "--seed", str(grid.EVAL_SEED),
                    "--json", str(path.with_suffix(".tmp"))]
         if args.env == "metaworld":  # one prior batch per task and split: 1.8x the states/s of batches of 10
-            command += ["--tasks", args.tasks, "--num-envs", str(episodes)]
+            command += ["--num-envs", str(episodes)] + (["--tasks", args.tasks] if args.tasks else [])
         print(f"[{index}/{len(todo)}] {prior}, {INSTRUCTION_NAMES[instructions]}", flush=True)
         start = time.time()
         subprocess.run(command, cwd=ROOT, check=True)
