@@ -73,7 +73,9 @@ def main(args: Args) -> dict:
     start = time.time()
     llm, weights = pick_llm(args.quick)
     sizes = dict(finetune_steps=4 if args.quick else 100, batches=(64,) if args.quick else (2048, 16384),
-                 clevr_steps=1024 if args.quick else 51_200, metaworld_steps=2048 if args.quick else 4096,
+                 clevr_steps=1024 if args.quick else 51_200, metaworld_steps=512 if args.quick else 4096,
+                 metaworld_args="--num-steps 256 --num-minibatches 4 --update-epochs 2 --max-episode-steps 100"
+                 if args.quick else "",
                  eval_episodes=1 if args.quick else 10)
     report = {"machine": machine(), "llm": llm, "llm_weights": weights, "quick": args.quick, "targets": TARGETS}
 
@@ -120,6 +122,8 @@ def main(args: Args) -> dict:
             for placement, (both_args, lago_args) in placements.items():
                 if placement.startswith("metaworld only") and env != "metaworld":
                     continue
+                if env == "metaworld":
+                    both_args = f"{sizes['metaworld_args']} {both_args}".strip()
                 stage2[f"{env}, {placement}"] = stage2_speed.main(stage2_speed.Args(
                     env=env, prior_path=str(priors[env]), total_timesteps=steps, eval_episodes=sizes["eval_episodes"],
                     both_args=both_args, lago_args=lago_args))
