@@ -166,8 +166,9 @@ def rng_for(*key: str) -> np.random.Generator:
 
 def write_report(args: Args, results: Path) -> None:
     points, answers, panels = [], [], {}
-    for env in BENCHMARKS:
-        records, lago, parameters = load_study(results, ROOT / args.grid_results, env)
+    studies = {env: load_study(results, ROOT / args.grid_results, env) for env in BENCHMARKS}
+    parameters = {llm: count for _, _, counts in studies.values() for llm, count in counts.items()}  # from any benchmark
+    for env, (records, lago, _) in studies.items():
         if not records:  # the study has not run on this benchmark
             continue
         for split in report.SPLITS:
