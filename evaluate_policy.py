@@ -45,7 +45,8 @@ def load_policy(path: str) -> tuple:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         fail(f"{path} is not a saved policy ({str(error).splitlines()[0] if str(error) else type(error).__name__})")
-    if not isinstance(saved, dict) or saved.get("script") not in SCRIPTS or not {"args", "agent", "agent_args", "state_dict"} <= set(saved):
+    if not (isinstance(saved, dict) and saved.get("script") in SCRIPTS
+            and {"args", "agent", "agent_args", "state_dict"} <= set(saved)):
         fail(f"{path} is not a policy saved by --save-model of {', '.join(SCRIPTS)}")
     module = importlib.import_module(saved["script"].removesuffix(".py"))
     args = module.Args(**saved["args"])

@@ -61,8 +61,8 @@ def machine() -> dict:
 def pick_llm(quick: bool) -> tuple[str, str]:
     if quick:
         return "tiny-random", "random (the tests' tiny LLM)"
-    try:
-        finetune_prior.load_llm("smollm2-135m")
+    try:  # the weights converted (once) without building the model: the timed parts load it themselves
+        finetune_prior._converted_gguf("smollm2-135m", finetune_prior.LLM_ALIASES["smollm2-135m"])
         return "smollm2-135m", "pretrained"
     except finetune_prior.PriorError as error:
         print(f"no SmolLM2 weights here ({error}); timing its architecture with random weights", flush=True)
@@ -112,22 +112,19 @@ def main(args: Args) -> dict:
                 save("prior", speeds)
 
         print("== PPO against LaGO, every state queried", flush=True)
-        stage2 = {}
-        placements = {"default devices": ("", "")}  # the scripts' own: policy and prior on the GPU where there is one
+        placements = [("default devices", "", "")]  # the scripts' own: policy and prior on the GPU where there is one
         if torch.cuda.is_available():
-            placements["policy on the CPU"] = ("--no-cuda", "--prior-device cuda")
+            placements.append(("policy on the CPU", "--no-cuda", "--prior-device cuda"))
+        runs = [(env, *placement) for env in ("clevr", "metaworld") for placement in placements]
         if not args.quick:  # Meta-World on every core: 16 envs in subprocesses, the same 2048 steps per rollout
-            placements["metaworld only: 16 envs in subprocesses"] = ("--num-envs 16 --num-steps 128 --async-envs", "")
-        for env, steps in (("clevr", sizes["clevr_steps"]), ("metaworld", sizes["metaworld_steps"])):
-            for placement, (both_args, lago_args) in placements.items():
-                if placement.startswith("metaworld only") and env != "metaworld":
-                    continue
-                if env == "metaworld":
-                    both_args = f"{sizes['metaworld_args']} {both_args}".strip()
-                stage2[f"{env}, {placement}"] = stage2_speed.main(stage2_speed.Args(
-                    env=env, prior_path=str(priors[env]), total_timesteps=steps, eval_episodes=sizes["eval_episodes"],
-                    both_args=both_args, lago_args=lago_args))
-                save("stage2", stage2)
+            runs.append(("metaworld", "16 envs in subprocesses", "--num-envs 16 --num-steps 128 --async-envs", ""))
+        stage2 = {}
+        for env, placement, both_args, lago_args in runs:
+            stage2[f"{env}, {placement}"] = stage2_speed.main(stage2_speed.Args(
+                env=env, prior_path=str(priors[env]), total_timesteps=sizes[f"{env}_steps"],
+                eval_episodes=sizes["eval_episodes"], lago_args=lago_args,
+                both_args=f"{sizes['metaworld_args']} {both_args}".strip() if env == "metaworld" else both_args))
+            save("stage2", stage2)
     save("done", True)
     return report
 

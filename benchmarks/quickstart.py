@@ -38,8 +38,8 @@ class Args:
     """env steps between evaluations"""
     seed: int = 1
     """seed of both runs"""
-    lago_args: str = "--prior-fraction 0.1 --guidance-coef 0.1 --guidance-schedule linear --guidance-decay-end 0.6"
-    """LaGO's guidance setting (the one chosen for Meta-World in results/metaworld-tuning/chosen.json)"""
+    lago_args: str = json.loads((ROOT / "results" / "metaworld-tuning" / "chosen.json").read_text())["lago_args"]
+    """LaGO's guidance setting (the one chosen for Meta-World, results/metaworld-tuning/chosen.json)"""
     prior_path: str = str(SHIPPED_PRIORS / "metaworld__smollm2-135m")
     """the prior (default: the one shipped with the repository)"""
     run_dir: str = "runs/quickstart"

@@ -85,9 +85,9 @@ def main(args: Args) -> dict:
     ppo_env = ["--env-id", "CLEVRRobot-v0" if args.env == "clevr" else args.task]
     lago_env = [] if args.env == "clevr" else ["--task", args.task]
     ppo_runs, lago_runs = [], []
+    both = shlex.split(args.both_args)
     with tempfile.TemporaryDirectory(prefix="stage2_speed_") as tmp:
         for round_index in range(args.repeats):
-            both = shlex.split(args.both_args)
             ppo_runs.append(timed_run("ppo_baseline.py", Path(tmp) / f"ppo{round_index}", [*common, *ppo_env, *both],
                                       args.threads))
             lago_runs.append(timed_run(lago_script, Path(tmp) / f"lago{round_index}",
