@@ -1,7 +1,7 @@
 """Replay a saved policy (`--save-model`) greedily on the evaluation episodes of its run.
 
-    python ppo_baseline.py --env-id door-open-v3 --save-model --run-dir runs/door
-    python evaluate_policy.py runs/door/ppo_baseline.cleanrl_model
+    python ppo_metaworld_continuous.py --task door-open-v3 --save-model --run-dir runs/door
+    python evaluate_policy.py runs/door/ppo_metaworld_continuous.cleanrl_model
 
 The model file holds the script that trained it, that script's arguments, and the agent's weights
 with its observation-normalisation statistics. The agent is rebuilt from the script's own class and
@@ -21,7 +21,7 @@ from typing import Optional
 import torch
 import tyro
 
-SCRIPTS = ("ppo_baseline.py", "lago_clevr_discrete.py", "lago_metaworld_continuous.py")
+SCRIPTS = ("ppo_clevr_discrete.py", "ppo_metaworld_continuous.py", "lago_clevr_discrete.py", "lago_metaworld_continuous.py")
 
 
 @dataclass

@@ -12,35 +12,37 @@ The prior is the stage-1 checkpoint: a frozen LLM that reads the goal instructio
 positions and gives 40 logits. It is queried once per rollout batch (the task-text prefixes are
 KV-cached) and only while `beta_t > 0`, and its logits are stored beside the batch, so PPO's
 update epochs never call the LLM. The policy is an ordinary MLP on the ball positions and the
-goal encoding, exactly as in `ppo_baseline.py`: with `--guidance-coef 0` this file reproduces
-that file's run for the same seed.
+goal encoding, exactly as in `ppo_clevr_discrete.py`: with `--guidance-coef 0` this file
+reproduces that file's run for the same seed. `diff ppo_clevr_discrete.py lago_clevr_discrete.py`
+is LaGO and nothing else; each block it adds starts with a `# LaGO` comment.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
 import math
 import os
 import random
 import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import Literal, Optional
+from typing import Literal  # LaGO: the guidance flags' choices
+from typing import Optional
 
 import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torch.optim as optim
 import tyro
+from torch.distributions import kl_divergence  # LaGO: the guidance term
 from torch.distributions.categorical import Categorical
 from torch.utils.tensorboard import SummaryWriter
 
-from envs.clevr_robot import ENV_ID, OBS_DIM  # importing envs registers CLEVRRobot-v0
-from finetune_prior import PriorError, default_prior_path, load_prior, read_prior_config
-from rundir import RunDirError, open_run_dir
+from envs.clevr_robot import ENV_ID  # importing envs registers CLEVRRobot-v0
+from envs.clevr_robot import OBS_DIM  # LaGO: the prior sees the raw ball positions
+from finetune_prior import PriorError, default_prior_path, load_prior, read_prior_config  # LaGO: the stage-1 prior
+from rundir import RunDirError, open_run_dir, write_summary
 
 
 @dataclass
@@ -115,7 +117,7 @@ class Args:
     max_episode_steps: int = 10
     """episode time limit (pushes)"""
 
-    # LaGO: guidance by the stage-1 prior
+    # LaGO: the prior and the guidance flags
     llm: Optional[str] = None
     """the LLM of the prior; picks the default --prior-path, and must match the checkpoint's (default smollm2-135m)"""
     prior_path: Optional[str] = None
@@ -152,32 +154,31 @@ class Args:
 EVAL_SEED = 1_000_000  # evaluation episodes are seeded apart from training
 EVAL_GOALS = {"train": "CLEVR-Robot training goals",
               "test": "CLEVR-Robot held-out goals (colour/relation pairs never trained on)"}
-DEFAULT_LLM = "smollm2-135m"
+DEFAULT_LLM = "smollm2-135m"  # LaGO: the prior's LLM when neither --llm nor --prior-path names one
 
 
 def check_args(args: Args) -> Args:
-    """Check the flags and fill in the derived sizes and the default prior path."""
+    """Check the flags, one sentence per bad flag; fill in the derived sizes."""
 
     def fail(message: str):
         sys.exit(f"{args.exp_name}.py: error: {message}")
 
+    def require(flag: str, valid: bool, expected: str):
+        if not valid or not math.isfinite(getattr(args, flag) or 0.0):
+            fail(f"--{flag.replace('_', '-')} must be {expected}, got {getattr(args, flag)}")
+
     if args.env_id != ENV_ID:
-        fail(f"--env-id must be {ENV_ID} (Meta-World tasks: lago_metaworld_continuous.py), got {args.env_id!r}")
-    for name in ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "update_epochs", "hidden_size",
+        fail(f"--env-id must be {ENV_ID}, got {args.env_id!r} (Meta-World tasks: *_metaworld_continuous.py)")
+    for flag in ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "update_epochs", "hidden_size",
                  "max_episode_steps", "eval_interval", "eval_episodes"):
-        if getattr(args, name) <= 0:
-            fail(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
-    for name, valid, expected in (
-        ("learning_rate", args.learning_rate > 0, "> 0"), ("gamma", 0 < args.gamma <= 1, "in (0, 1]"),
-        ("gae_lambda", 0 <= args.gae_lambda <= 1, "in [0, 1]"), ("clip_coef", args.clip_coef > 0, "> 0"),
-        ("max_grad_norm", args.max_grad_norm > 0, "> 0"), ("ent_coef", args.ent_coef >= 0, ">= 0"),
-        ("vf_coef", args.vf_coef >= 0, ">= 0"), ("target_kl", args.target_kl is None or args.target_kl > 0, "> 0"),
-        ("guidance_coef", args.guidance_coef >= 0, ">= 0"),
-        ("guidance_decay_end", 0 < args.guidance_decay_end <= 1, "in (0, 1]"),
-        ("prior_fraction", 0 < args.prior_fraction <= 1, "in (0, 1]"),
-    ):
-        if not valid or not math.isfinite(getattr(args, name) or 0.0):
-            fail(f"--{name.replace('_', '-')} must be finite and {expected}, got {getattr(args, name)}")
+        require(flag, getattr(args, flag) > 0, "a positive integer")
+    for flag in ("learning_rate", "clip_coef", "max_grad_norm"):
+        require(flag, getattr(args, flag) > 0, "finite and > 0")
+    for flag in ("ent_coef", "vf_coef"):
+        require(flag, getattr(args, flag) >= 0, "finite and >= 0")
+    require("gamma", 0 < args.gamma <= 1, "finite and in (0, 1]")
+    require("gae_lambda", 0 <= args.gae_lambda <= 1, "finite and in [0, 1]")
+    require("target_kl", args.target_kl is None or args.target_kl > 0, "finite and > 0")
     for flag, module in (("track", "wandb"), ("capture_video", "moviepy")):  # optional dependencies
         if getattr(args, flag) and importlib.util.find_spec(module) is None:
             fail(f"--{flag.replace('_', '-')} needs {module}, which is not installed: pip install {module}")
@@ -187,6 +188,11 @@ def check_args(args: Args) -> Args:
     if args.minibatch_size == 0 or args.num_iterations == 0:
         fail(f"--total-timesteps {args.total_timesteps} must cover one batch of {args.batch_size} steps, "
              "and --num-minibatches at most that many")
+
+    # LaGO: check the guidance flags, and find the prior's checkpoint (its LLM must match --llm)
+    require("guidance_coef", args.guidance_coef >= 0, "finite and >= 0")
+    for flag in ("guidance_decay_end", "prior_fraction"):
+        require(flag, 0 < getattr(args, flag) <= 1, "finite and in (0, 1]")
     if args.prior_path is None:
         args.prior_path, origin = default_prior_path("clevr", args.llm or DEFAULT_LLM)
         print(f"prior: {args.prior_path} ({origin})", flush=True)
@@ -200,6 +206,7 @@ def check_args(args: Args) -> Args:
     return args
 
 
+# LaGO: the guidance coefficient's schedule, beta_t
 def guidance_coef(args: Args, progress: float) -> float:
     """beta_t at `progress` (fraction of the training budget already used)."""
     if args.guidance_schedule == "constant":
@@ -209,12 +216,6 @@ def guidance_coef(args: Args, progress: float) -> float:
     if args.guidance_schedule == "linear":
         return args.guidance_coef * (1.0 - progress / args.guidance_decay_end)
     return args.guidance_coef * 0.01 ** (progress / args.guidance_decay_end)
-
-
-def categorical_kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
-    """KL(p || q) per row, exact, for two batches of logits."""
-    p_log = F.log_softmax(p_logits, dim=-1)
-    return (p_log.exp() * (p_log - F.log_softmax(q_logits, dim=-1))).sum(-1)
 
 
 def make_env(env_id: str, max_episode_steps: int, goal_split: str = "train", render_mode: Optional[str] = None):
@@ -261,11 +262,10 @@ class Agent(nn.Module):
         return self.critic(x)
 
     def get_action_and_value(self, x, action=None):
-        logits = self.actor(x)
-        probs = Categorical(logits=logits)
+        probs = Categorical(logits=self.actor(x))
         if action is None:
             action = probs.sample()
-        return action, probs.log_prob(action), probs.entropy(), self.critic(x), logits
+        return action, probs.log_prob(action), probs.entropy(), self.critic(x), probs  # LaGO: + the distribution
 
 
 def compute_advantages(rewards, values, dones, final_values, next_value, next_done, gamma: float, gae_lambda: float):
@@ -329,7 +329,7 @@ if __name__ == "__main__":
     run_dir = args.run_dir or f"runs/{run_name}"
 
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-    # the prior is loaded before seeding: building an LLM may draw random numbers
+    # LaGO: load the frozen prior, before seeding (building an LLM may draw random numbers)
     probe = gym.make(args.env_id)
     observation_space = gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,))  # the prior sees the raw ball positions
     try:
@@ -369,7 +369,7 @@ if __name__ == "__main__":
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
-    prior_rng = np.random.default_rng(args.seed + 1)  # --prior-fraction's subsets; apart from PPO's RNG
+    prior_rng = np.random.default_rng(args.seed + 1)  # LaGO: --prior-fraction's subsets, apart from PPO's RNG
 
     # env setup
     envs = (gym.vector.AsyncVectorEnv if args.async_envs else gym.vector.SyncVectorEnv)(
@@ -390,14 +390,14 @@ if __name__ == "__main__":
     dones = torch.zeros((args.num_steps, args.num_envs)).to(device)
     values = torch.zeros((args.num_steps, args.num_envs)).to(device)
     final_values = torch.zeros((args.num_steps, args.num_envs)).to(device)  # V(final obs) where a time limit hit
-    texts = np.empty((args.num_steps, args.num_envs), dtype=object)  # the goal instruction, for the prior
+    texts = np.empty((args.num_steps, args.num_envs), dtype=object)  # LaGO: the goal instruction, for the prior
 
     # TRY NOT TO MODIFY: start the game
     global_step = 0
     start_time = time.time()
-    prior_seconds_total = 0.0
-    next_obs, infos = envs.reset(seed=args.seed)
-    next_texts = infos["goal_text"]
+    prior_seconds_total = 0.0  # LaGO
+    next_obs, infos = envs.reset(seed=args.seed)  # LaGO: infos hold the goals' text
+    next_texts = infos["goal_text"]  # LaGO
     next_obs = torch.Tensor(next_obs).to(device)
     next_done = torch.zeros(args.num_envs).to(device)
     episode_success = np.zeros(args.num_envs)  # whether each env's current episode has succeeded yet
@@ -410,17 +410,17 @@ if __name__ == "__main__":
             frac = 1.0 - (iteration - 1.0) / args.num_iterations
             lrnow = frac * args.learning_rate
             optimizer.param_groups[0]["lr"] = lrnow
-        beta = guidance_coef(args, (iteration - 1.0) / args.num_iterations)
+        beta = guidance_coef(args, (iteration - 1.0) / args.num_iterations)  # LaGO
 
         for step in range(0, args.num_steps):
             global_step += args.num_envs
             obs[step] = next_obs
             dones[step] = next_done
-            texts[step] = next_texts
+            texts[step] = next_texts  # LaGO
 
             # ALGO LOGIC: action logic
             with torch.no_grad():
-                action, logprob, _, value, _ = agent.get_action_and_value(next_obs)
+                action, logprob, _, value, _ = agent.get_action_and_value(next_obs)  # LaGO: + the distribution
                 values[step] = value.flatten()
             actions[step] = action
             logprobs[step] = logprob
@@ -430,7 +430,7 @@ if __name__ == "__main__":
             next_done = np.logical_or(terminations, truncations)
             rewards[step] = torch.tensor(reward).to(device).view(-1)
             next_obs, next_done = torch.Tensor(next_obs).to(device), torch.Tensor(next_done).to(device)
-            next_texts = infos["goal_text"]  # after an autoreset: the new episode's goal
+            next_texts = infos["goal_text"]  # LaGO: after an autoreset, the new episode's goal
 
             # a time limit is not a terminal state: bootstrap from the value of the episode's final observation
             final_values[step] = 0.0
@@ -453,7 +453,8 @@ if __name__ == "__main__":
                     writer.add_scalar("charts/episodic_success", episode_success[i], global_step)
                 episode_success[ended] = 0.0
 
-        # LaGO: the frozen prior's logits for the batch (raw ball positions + instruction), once per rollout
+        # LaGO: query the frozen prior once per rollout batch (its logits from the raw ball positions and the
+        # goal instruction), kept beside the batch for the update epochs
         b_prior_logits = torch.zeros((args.batch_size, num_actions), device=device)
         b_has_prior = torch.zeros(args.batch_size, dtype=torch.bool, device=device)
         if beta > 0:
@@ -499,7 +500,8 @@ if __name__ == "__main__":
                 end = start + args.minibatch_size
                 mb_inds = b_inds[start:end]
 
-                _, newlogprob, entropy, newvalue, newlogits = agent.get_action_and_value(b_obs[mb_inds], b_actions.long()[mb_inds])
+                _, newlogprob, entropy, newvalue, newprobs = agent.get_action_and_value(  # LaGO: + the distribution
+                    b_obs[mb_inds], b_actions.long()[mb_inds])
                 logratio = newlogprob - b_logprobs[mb_inds]
                 ratio = logratio.exp()
 
@@ -536,15 +538,15 @@ if __name__ == "__main__":
                 entropy_loss = entropy.mean()
                 loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
 
-                # LaGO guidance: beta_t * KL to the prior, averaged over the minibatch states it was queried on
+                # LaGO: + beta_t * KL(pi || prior), averaged over the minibatch states the prior was queried on
                 if beta > 0:
-                    mb_has_prior = b_has_prior[mb_inds]
-                    mb_prior_logits = b_prior_logits[mb_inds][mb_has_prior]
+                    prior_probs = Categorical(logits=b_prior_logits[mb_inds])
                     if args.guidance_kl == "reverse":
-                        kl = categorical_kl(newlogits[mb_has_prior], mb_prior_logits)
+                        kl = kl_divergence(newprobs, prior_probs)
                     else:
-                        kl = categorical_kl(mb_prior_logits, newlogits[mb_has_prior])
-                    guidance_kl = kl.mean() if len(kl) else newlogits.sum() * 0.0
+                        kl = kl_divergence(prior_probs, newprobs)
+                    mb_has_prior = b_has_prior[mb_inds].float()
+                    guidance_kl = (kl * mb_has_prior).sum() / mb_has_prior.sum().clamp(min=1)
                     loss = loss + beta * guidance_kl
 
                 if not torch.isfinite(loss):
@@ -565,7 +567,7 @@ if __name__ == "__main__":
 
         # TRY NOT TO MODIFY: record rewards for plotting purposes
         writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
-        writer.add_scalar("charts/guidance_coef", beta, global_step)
+        writer.add_scalar("charts/guidance_coef", beta, global_step)  # LaGO
         writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
         writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
         writer.add_scalar("losses/entropy", entropy_loss.item(), global_step)
@@ -573,13 +575,14 @@ if __name__ == "__main__":
         writer.add_scalar("losses/approx_kl", approx_kl.item(), global_step)
         writer.add_scalar("losses/clipfrac", np.mean(clipfracs), global_step)
         writer.add_scalar("losses/explained_variance", explained_var, global_step)
-        if beta > 0:
+        if beta > 0:  # LaGO
             writer.add_scalar("losses/guidance_kl", guidance_kl.item(), global_step)
         sps = int(global_step / (time.time() - start_time))
         writer.add_scalar("charts/SPS", sps, global_step)
 
         if global_step // args.eval_interval > (global_step - args.batch_size) // args.eval_interval or iteration == args.num_iterations:
-            print(f"SPS: {sps}, guidance_coef {beta:.4f}, prior {prior_seconds_total:.0f}s so far", flush=True)
+            print(f"SPS: {sps}", flush=True)
+            print(f"guidance_coef {beta:.4f}, prior {prior_seconds_total:.0f}s so far", flush=True)  # LaGO
             eval_start = time.time()
             final = run_evaluations(agent, args, device, writer, global_step, evaluations, video_dir)
             eval_seconds += time.time() - eval_start
@@ -593,14 +596,12 @@ if __name__ == "__main__":
     summary = {
         "env_id": args.env_id, "method": args.exp_name, "seed": args.seed, "global_step": global_step,
         "wall_seconds": round(wall_seconds, 1), "sps": round(global_step / wall_seconds, 1),
-        "eval_seconds": round(eval_seconds, 1), "eval_goals": EVAL_GOALS, "prior_seconds": round(prior_seconds_total, 1), "llm": args.llm,
-        "prior_dtype": str(prior.dtype).removeprefix("torch."),
+        "eval_seconds": round(eval_seconds, 1), "eval_goals": EVAL_GOALS,
         "final_eval": final, "evaluations": evaluations, "args": asdict(args),
     }
-    with open(os.path.join(run_dir, "summary.json.tmp"), "w") as f:
-        json.dump(summary, f, indent=2)
-    os.replace(os.path.join(run_dir, "summary.json.tmp"), os.path.join(run_dir, "summary.json"))
-    print(f"wrote {os.path.join(run_dir, 'summary.json')}: " + ", ".join(
-        f"{split} success {m['success_rate']:.2f}" for split, m in final.items()))
+    summary.update(llm=args.llm, prior_dtype=str(prior.dtype).removeprefix("torch."),  # LaGO
+                   prior_seconds=round(prior_seconds_total, 1))
+    summary_path = write_summary(run_dir, summary)
+    print(f"wrote {summary_path}: " + ", ".join(f"{split} success {m['success_rate']:.2f}" for split, m in final.items()))
     envs.close()
     writer.close()

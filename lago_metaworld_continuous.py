@@ -13,21 +13,22 @@ analytic. The prior is the stage-1 checkpoint: a frozen LLM that reads the task 
 raw 39-number observation and gives a mean and a standard deviation per action number. It is
 queried once per rollout batch (the prompt is KV-cached) and only while `beta_t > 0`, and its
 outputs are stored beside the batch, so PPO's update epochs never call the LLM. The policy sees
-normalised observations, exactly as in `ppo_baseline.py --env-id <task>`: with `--guidance-coef 0`
-this file reproduces that file's run for the same seed.
+normalised observations, exactly as in `ppo_metaworld_continuous.py`: with `--guidance-coef 0`
+this file reproduces that file's run for the same seed. `diff ppo_metaworld_continuous.py
+lago_metaworld_continuous.py` is LaGO and nothing else; each block it adds starts with a `# LaGO` comment.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
 import math
 import os
 import random
 import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import Literal, Optional
+from typing import Literal  # LaGO: the guidance flags' choices
+from typing import Optional
 
 import gymnasium as gym
 import numpy as np
@@ -35,12 +36,14 @@ import torch
 import torch.nn as nn
 import torch.optim as optim
 import tyro
+from torch.distributions import kl_divergence  # LaGO: the guidance term
 from torch.distributions.normal import Normal
 from torch.utils.tensorboard import SummaryWriter
 
-from envs.metaworld_tasks import MT10_TASKS, make_metaworld_env, task_prompt
-from finetune_prior import PriorError, default_prior_path, load_prior, read_prior_config
-from rundir import RunDirError, open_run_dir
+from envs.metaworld_tasks import MT10_TASKS, make_metaworld_env
+from envs.metaworld_tasks import task_prompt  # LaGO: the task's instruction
+from finetune_prior import PriorError, default_prior_path, load_prior, read_prior_config  # LaGO: the stage-1 prior
+from rundir import RunDirError, open_run_dir, write_summary
 
 
 @dataclass
@@ -115,7 +118,7 @@ class Args:
     max_episode_steps: int = 500
     """episode time limit"""
 
-    # LaGO: guidance by the stage-1 prior
+    # LaGO: the prior and the guidance flags
     llm: Optional[str] = None
     """the LLM of the prior; picks the default --prior-path, and must match the checkpoint's (default smollm2-135m)"""
     prior_path: Optional[str] = None
@@ -152,32 +155,31 @@ class Args:
 EVAL_SEED = 1_000_000  # evaluation episodes are seeded apart from training; it also fixes the held-out goal positions
 EVAL_GOALS = {"train": "the 50 goal positions of the training env (env seed = --seed)",
               "test": f"50 held-out goal positions (env seed {EVAL_SEED}, never trained on)"}
-DEFAULT_LLM = "smollm2-135m"
+DEFAULT_LLM = "smollm2-135m"  # LaGO: the prior's LLM when neither --llm nor --prior-path names one
 
 
 def check_args(args: Args) -> Args:
-    """Check the flags and fill in the derived sizes and the default prior path."""
+    """Check the flags, one sentence per bad flag; fill in the derived sizes."""
 
     def fail(message: str):
         sys.exit(f"{args.exp_name}.py: error: {message}")
 
+    def require(flag: str, valid: bool, expected: str):
+        if not valid or not math.isfinite(getattr(args, flag) or 0.0):
+            fail(f"--{flag.replace('_', '-')} must be {expected}, got {getattr(args, flag)}")
+
     if args.task not in MT10_TASKS:
         fail(f"--task {args.task!r} is not an MT10 task ({', '.join(MT10_TASKS)})")
-    for name in ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "update_epochs", "hidden_size",
+    for flag in ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "update_epochs", "hidden_size",
                  "max_episode_steps", "eval_interval", "eval_episodes"):
-        if getattr(args, name) <= 0:
-            fail(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
-    for name, valid, expected in (
-        ("learning_rate", args.learning_rate > 0, "> 0"), ("gamma", 0 < args.gamma <= 1, "in (0, 1]"),
-        ("gae_lambda", 0 <= args.gae_lambda <= 1, "in [0, 1]"), ("clip_coef", args.clip_coef > 0, "> 0"),
-        ("max_grad_norm", args.max_grad_norm > 0, "> 0"), ("ent_coef", args.ent_coef >= 0, ">= 0"),
-        ("vf_coef", args.vf_coef >= 0, ">= 0"), ("target_kl", args.target_kl is None or args.target_kl > 0, "> 0"),
-        ("guidance_coef", args.guidance_coef >= 0, ">= 0"),
-        ("guidance_decay_end", 0 < args.guidance_decay_end <= 1, "in (0, 1]"),
-        ("prior_fraction", 0 < args.prior_fraction <= 1, "in (0, 1]"),
-    ):
-        if not valid or not math.isfinite(getattr(args, name) or 0.0):
-            fail(f"--{name.replace('_', '-')} must be finite and {expected}, got {getattr(args, name)}")
+        require(flag, getattr(args, flag) > 0, "a positive integer")
+    for flag in ("learning_rate", "clip_coef", "max_grad_norm"):
+        require(flag, getattr(args, flag) > 0, "finite and > 0")
+    for flag in ("ent_coef", "vf_coef"):
+        require(flag, getattr(args, flag) >= 0, "finite and >= 0")
+    require("gamma", 0 < args.gamma <= 1, "finite and in (0, 1]")
+    require("gae_lambda", 0 <= args.gae_lambda <= 1, "finite and in [0, 1]")
+    require("target_kl", args.target_kl is None or args.target_kl > 0, "finite and > 0")
     for flag, module in (("track", "wandb"), ("capture_video", "moviepy")):  # optional dependencies
         if getattr(args, flag) and importlib.util.find_spec(module) is None:
             fail(f"--{flag.replace('_', '-')} needs {module}, which is not installed: pip install {module}")
@@ -187,6 +189,11 @@ def check_args(args: Args) -> Args:
     if args.minibatch_size == 0 or args.num_iterations == 0:
         fail(f"--total-timesteps {args.total_timesteps} must cover one batch of {args.batch_size} steps, "
              "and --num-minibatches at most that many")
+
+    # LaGO: check the guidance flags, and find the prior's checkpoint (its LLM must match --llm)
+    require("guidance_coef", args.guidance_coef >= 0, "finite and >= 0")
+    for flag in ("guidance_decay_end", "prior_fraction"):
+        require(flag, 0 < getattr(args, flag) <= 1, "finite and in (0, 1]")
     if args.prior_path is None:
         args.prior_path, origin = default_prior_path("metaworld", args.llm or DEFAULT_LLM)
         print(f"prior: {args.prior_path} ({origin})", flush=True)
@@ -203,6 +210,7 @@ def check_args(args: Args) -> Args:
     return args
 
 
+# LaGO: the guidance coefficient's schedule, beta_t
 def guidance_coef(args: Args, progress: float) -> float:
     """beta_t at `progress` (fraction of the training budget already used)."""
     if args.guidance_schedule == "constant":
@@ -212,11 +220,6 @@ def guidance_coef(args: Args, progress: float) -> float:
     if args.guidance_schedule == "linear":
         return args.guidance_coef * (1.0 - progress / args.guidance_decay_end)
     return args.guidance_coef * 0.01 ** (progress / args.guidance_decay_end)
-
-
-def gaussian_kl(p_mean: torch.Tensor, p_std: torch.Tensor, q_mean: torch.Tensor, q_std: torch.Tensor) -> torch.Tensor:
-    """KL(p || q) per row, exact, for two diagonal Gaussians (summed over the action numbers)."""
-    return (torch.log(q_std / p_std) + (p_std**2 + (p_mean - q_mean) ** 2) / (2 * q_std**2) - 0.5).sum(-1)
 
 
 def make_env(task: str, seed: int, max_episode_steps: int, render_mode: Optional[str] = None):
@@ -291,7 +294,7 @@ class Agent(nn.Module):
         probs = Normal(action_mean, action_std)
         if action is None:
             action = probs.sample()
-        return action, probs.log_prob(action).sum(1), probs.entropy().sum(1), self.critic(x), action_mean, action_std
+        return action, probs.log_prob(action).sum(1), probs.entropy().sum(1), self.critic(x), probs  # LaGO: + the distribution
 
 
 def compute_advantages(rewards, values, dones, final_values, next_value, next_done, gamma: float, gae_lambda: float):
@@ -357,7 +360,7 @@ if __name__ == "__main__":
     run_dir = args.run_dir or f"runs/{run_name}"
 
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-    # the prior is loaded before seeding: building an LLM may draw random numbers
+    # LaGO: load the frozen prior, before seeding (building an LLM may draw random numbers)
     probe = make_env(args.task, args.seed, args.max_episode_steps)()
     try:
         prior = load_prior(args.prior_path, env=probe, device=str(device) if args.prior_device == "auto" else args.prior_device)
@@ -396,7 +399,7 @@ if __name__ == "__main__":
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
-    prior_rng = np.random.default_rng(args.seed + 1)  # --prior-fraction's subsets; apart from PPO's RNG
+    prior_rng = np.random.default_rng(args.seed + 1)  # LaGO: --prior-fraction's subsets, apart from PPO's RNG
 
     # env setup
     envs = (gym.vector.AsyncVectorEnv if args.async_envs else gym.vector.SyncVectorEnv)(
@@ -413,7 +416,7 @@ if __name__ == "__main__":
 
     # ALGO Logic: Storage setup
     obs = torch.zeros((args.num_steps, args.num_envs) + envs.single_observation_space.shape).to(device)
-    raw_obs = torch.zeros((args.num_steps, args.num_envs) + envs.single_observation_space.shape).to(device)  # for the prior
+    raw_obs = torch.zeros((args.num_steps, args.num_envs) + envs.single_observation_space.shape).to(device)  # LaGO: for the prior
     actions = torch.zeros((args.num_steps, args.num_envs) + envs.single_action_space.shape).to(device)
     logprobs = torch.zeros((args.num_steps, args.num_envs)).to(device)
     rewards = torch.zeros((args.num_steps, args.num_envs)).to(device)
@@ -424,7 +427,7 @@ if __name__ == "__main__":
     # TRY NOT TO MODIFY: start the game
     global_step = 0
     start_time = time.time()
-    prior_seconds_total = 0.0
+    prior_seconds_total = 0.0  # LaGO
     next_obs, _ = envs.reset(seed=args.seed)
     next_obs = torch.Tensor(next_obs).to(device)
     next_done = torch.zeros(args.num_envs).to(device)
@@ -438,18 +441,18 @@ if __name__ == "__main__":
             frac = 1.0 - (iteration - 1.0) / args.num_iterations
             lrnow = frac * args.learning_rate
             optimizer.param_groups[0]["lr"] = lrnow
-        beta = guidance_coef(args, (iteration - 1.0) / args.num_iterations)
+        beta = guidance_coef(args, (iteration - 1.0) / args.num_iterations)  # LaGO
 
         for step in range(0, args.num_steps):
             global_step += args.num_envs
-            raw_obs[step] = next_obs
+            raw_obs[step] = next_obs  # LaGO
             agent.obs_norm.update(next_obs)
             obs[step] = agent.obs_norm(next_obs)
             dones[step] = next_done
 
             # ALGO LOGIC: action logic
             with torch.no_grad():
-                action, logprob, _, value, _, _ = agent.get_action_and_value(obs[step])
+                action, logprob, _, value, _ = agent.get_action_and_value(obs[step])  # LaGO: + the distribution
                 values[step] = value.flatten()
             actions[step] = action
             logprobs[step] = logprob
@@ -481,7 +484,8 @@ if __name__ == "__main__":
                     writer.add_scalar("charts/episodic_success", episode_success[i], global_step)
                 episode_success[ended] = 0.0
 
-        # LaGO: the frozen prior's mean and std for the batch (raw observations + task prompt), once per rollout
+        # LaGO: query the frozen prior once per rollout batch (its mean and std from the raw observations and the
+        # task prompt), kept beside the batch for the update epochs
         b_prior_mean = torch.zeros((args.batch_size, action_dim), device=device)
         b_prior_std = torch.ones((args.batch_size, action_dim), device=device)
         b_has_prior = torch.zeros(args.batch_size, dtype=torch.bool, device=device)
@@ -532,7 +536,8 @@ if __name__ == "__main__":
                 end = start + args.minibatch_size
                 mb_inds = b_inds[start:end]
 
-                _, newlogprob, entropy, newvalue, newmean, newstd = agent.get_action_and_value(b_obs[mb_inds], b_actions[mb_inds])
+                _, newlogprob, entropy, newvalue, newprobs = agent.get_action_and_value(  # LaGO: + the distribution
+                    b_obs[mb_inds], b_actions[mb_inds])
                 logratio = newlogprob - b_logprobs[mb_inds]
                 ratio = logratio.exp()
 
@@ -569,15 +574,15 @@ if __name__ == "__main__":
                 entropy_loss = entropy.mean()
                 loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
 
-                # LaGO guidance: beta_t * KL to the prior, averaged over the minibatch states it was queried on
+                # LaGO: + beta_t * KL(pi || prior), averaged over the minibatch states the prior was queried on
                 if beta > 0:
-                    has = b_has_prior[mb_inds]
-                    prior_mean, prior_std = b_prior_mean[mb_inds][has], b_prior_std[mb_inds][has]
+                    prior_probs = Normal(b_prior_mean[mb_inds], b_prior_std[mb_inds])
                     if args.guidance_kl == "reverse":
-                        kl = gaussian_kl(newmean[has], newstd[has], prior_mean, prior_std)
+                        kl = kl_divergence(newprobs, prior_probs).sum(1)
                     else:
-                        kl = gaussian_kl(prior_mean, prior_std, newmean[has], newstd[has])
-                    guidance_kl = kl.mean() if len(kl) else newmean.sum() * 0.0
+                        kl = kl_divergence(prior_probs, newprobs).sum(1)
+                    mb_has_prior = b_has_prior[mb_inds].float()
+                    guidance_kl = (kl * mb_has_prior).sum() / mb_has_prior.sum().clamp(min=1)
                     loss = loss + beta * guidance_kl
 
                 if not torch.isfinite(loss):
@@ -598,7 +603,7 @@ if __name__ == "__main__":
 
         # TRY NOT TO MODIFY: record rewards for plotting purposes
         writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
-        writer.add_scalar("charts/guidance_coef", beta, global_step)
+        writer.add_scalar("charts/guidance_coef", beta, global_step)  # LaGO
         writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
         writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
         writer.add_scalar("losses/entropy", entropy_loss.item(), global_step)
@@ -606,13 +611,14 @@ if __name__ == "__main__":
         writer.add_scalar("losses/approx_kl", approx_kl.item(), global_step)
         writer.add_scalar("losses/clipfrac", np.mean(clipfracs), global_step)
         writer.add_scalar("losses/explained_variance", explained_var, global_step)
-        if beta > 0:
+        if beta > 0:  # LaGO
             writer.add_scalar("losses/guidance_kl", guidance_kl.item(), global_step)
         sps = int(global_step / (time.time() - start_time))
         writer.add_scalar("charts/SPS", sps, global_step)
 
         if global_step // args.eval_interval > (global_step - args.batch_size) // args.eval_interval or iteration == args.num_iterations:
-            print(f"SPS: {sps}, guidance_coef {beta:.4f}, prior {prior_seconds_total:.0f}s so far", flush=True)
+            print(f"SPS: {sps}", flush=True)
+            print(f"guidance_coef {beta:.4f}, prior {prior_seconds_total:.0f}s so far", flush=True)  # LaGO
             eval_start = time.time()
             final = run_evaluations(agent, args, device, writer, global_step, evaluations, video_dir)
             eval_seconds += time.time() - eval_start
@@ -626,14 +632,12 @@ if __name__ == "__main__":
     summary = {
         "env_id": args.task, "method": args.exp_name, "seed": args.seed, "global_step": global_step,
         "wall_seconds": round(wall_seconds, 1), "sps": round(global_step / wall_seconds, 1),
-        "eval_seconds": round(eval_seconds, 1), "eval_goals": EVAL_GOALS, "prior_seconds": round(prior_seconds_total, 1), "llm": args.llm,
-        "prior_dtype": str(prior.dtype).removeprefix("torch."),
+        "eval_seconds": round(eval_seconds, 1), "eval_goals": EVAL_GOALS,
         "final_eval": final, "evaluations": evaluations, "args": asdict(args),
     }
-    with open(os.path.join(run_dir, "summary.json.tmp"), "w") as f:
-        json.dump(summary, f, indent=2)
-    os.replace(os.path.join(run_dir, "summary.json.tmp"), os.path.join(run_dir, "summary.json"))
-    print(f"wrote {os.path.join(run_dir, 'summary.json')}: " + ", ".join(
-        f"{split} success {m['success_rate']:.2f}" for split, m in final.items()))
+    summary.update(llm=args.llm, prior_dtype=str(prior.dtype).removeprefix("torch."),  # LaGO
+                   prior_seconds=round(prior_seconds_total, 1))
+    summary_path = write_summary(run_dir, summary)
+    print(f"wrote {summary_path}: " + ", ".join(f"{split} success {m['success_rate']:.2f}" for split, m in final.items()))
     envs.close()
     writer.close()

@@ -9,12 +9,14 @@ directory on a network file system shared by several machines.)
 `open_run_dir` is what a training script calls before it writes anything: it takes the lock,
 and refuses a directory that already holds a run (a summary or TensorBoard event files) unless
 `overwrite` asks to clear it, so that two runs never mix their curves or their summaries.
+`write_summary` is what it calls last: summary.json, stamped with the scripts' REVISION.
 """
 
 from __future__ import annotations
 
 import atexit
 import fcntl
+import json
 import os
 import socket
 import time
@@ -22,6 +24,10 @@ from pathlib import Path
 from typing import Optional
 
 LOCK = "running.lock"
+# the revision of what the training scripts compute: bumped by any change that alters a run's numbers, so that
+# the grid never takes a summary of another revision for a run of this one (2: the guidance KL by
+# torch.distributions.kl_divergence, and the PPO baseline in one script per benchmark)
+REVISION = 2
 RUN_FILES = ("summary.json", "events.out.tfevents.*")  # what a finished or started run leaves
 
 
@@ -109,3 +115,12 @@ def open_run_dir(run_dir: str | os.PathLike, overwrite: bool = False) -> Lock:
         path.unlink()
     atexit.register(lock.release)
     return lock
+
+
+def write_summary(run_dir: str | os.PathLike, summary: dict) -> Path:
+    """Write `summary` with the REVISION to <run_dir>/summary.json, through a temporary file; its path."""
+    path = Path(run_dir) / "summary.json"
+    tmp = path.with_name("summary.json.tmp")
+    tmp.write_text(json.dumps({"revision": REVISION, **summary}, indent=2))
+    tmp.replace(path)
+    return path

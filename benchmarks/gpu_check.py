@@ -22,7 +22,6 @@ numbers are those of the GPU path: 100,000 states/s at batch 16,384, LaGO at mos
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sys

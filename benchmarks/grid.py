@@ -8,7 +8,7 @@
     python benchmarks/report.py --env metaworld --runs runs/grid-paper/metaworld --results results/metaworld-paper
 
 Methods:
-- `ppo`: ppo_baseline.py;
+- `ppo`: ppo_clevr_discrete.py or ppo_metaworld_continuous.py;
 - `lago-<prior>`: lago_clevr_discrete.py or lago_metaworld_continuous.py guided by
   checkpoints/prior__<env>__<prior>__1 (for example `lago-smollm2-135m`, `lago-gemma3-270m`,
   `lago-smollm2-135m-random` for the random-init LLM of `finetune_prior.py --llm-init random`);
@@ -55,7 +55,7 @@ import tyro
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.common import run_settings, setting_differences  # noqa: E402
-from rundir import acquire, holder  # noqa: E402
+from rundir import REVISION, acquire, holder  # noqa: E402
 
 
 @dataclass
@@ -101,9 +101,10 @@ class Args:
 # with two runs side by side on a 2-core AMD EPYC
 SETUPS = {
     "clevr": dict(total_timesteps=150_000, eval_episodes=100, eval_interval=25_000, max_episode_steps=10,
-                  script="lago_clevr_discrete.py", ppo_steps_per_second=1300, splits=2),
+                  ppo_script="ppo_clevr_discrete.py", script="lago_clevr_discrete.py", ppo_steps_per_second=1300, splits=2),
     "metaworld": dict(total_timesteps=100_352, eval_episodes=20, eval_interval=20_480, max_episode_steps=500,
-                      script="lago_metaworld_continuous.py", ppo_steps_per_second=1000, splits=2),
+                      ppo_script="ppo_metaworld_continuous.py", script="lago_metaworld_continuous.py", ppo_steps_per_second=1000,
+                      splits=2),
 }
 # --scale paper: the budgets a GPU user would run (CleanRL's 1M steps for continuous PPO; whole rollouts of the
 # default sizes on Meta-World), with more evaluation episodes
@@ -120,7 +121,7 @@ PRIOR_STATES_PER_SECOND = {"bfloat16": {"smollm2-135m": 300, "gemma3-270m": 300,
                                         "qwen2.5-coder-1.5b": 33},
                            "float32": {"smollm2-135m": 60, "gemma3-270m": 60, "qwen2.5-coder-0.5b": 20,
                                        "qwen2.5-coder-1.5b": 7}}
-EVAL_SEED = 1_000_000  # = ppo_baseline.EVAL_SEED: the prior alone plays the same evaluation episodes
+EVAL_SEED = 1_000_000  # = the RL scripts' EVAL_SEED: the prior alone plays the same evaluation episodes
 
 
 def prior_states_per_second(prior: str) -> float:
@@ -148,18 +149,20 @@ class Run:
 
     @functools.cached_property
     def settings(self) -> dict:
-        """The planned run's settings: its command parsed by its script's own Args (defaults filled in where the
-        script fills them without its prior; a default the run fills in itself is left out)."""
+        """The planned run's settings: its command parsed by its script's own Args (a default the run fills in
+        itself, such as the prior's LLM, is left out)."""
         module = importlib.import_module(Path(self.command[0]).stem)
         args = tyro.cli(module.Args, args=self.command[1:])
-        if hasattr(module, "fill_defaults"):
-            args = module.fill_defaults(args)
         return {name: value for name, value in run_settings(asdict(args)).items() if value is not None}
 
     def conflict(self) -> Optional[str]:
         """Why a summary of this run is not the planned run, or None if every summary there is (or there is none)."""
         for path in self.summaries():
-            differences = setting_differences(self.settings, run_settings(json.loads(path.read_text())["args"]))
+            summary = json.loads(path.read_text())
+            differences = setting_differences(self.settings, run_settings(summary["args"]))
+            if not self.method.startswith("prior-alone-") and summary.get("revision") != REVISION:
+                differences.insert(0, f"the training scripts' revision {summary.get('revision', '1 (not recorded)')}, "
+                                      f"not {REVISION}")
             if differences:
                 return f"{path} holds a run with {'; '.join(differences)}"
         return None
@@ -225,10 +228,10 @@ def plan(args: Args) -> list[Run]:
         for task in tasks:
             folder = out / method if task is None else out / method / task
             if method == "ppo":
-                env_argv = ["--env-id", task or "CLEVRRobot-v0"]
+                env_argv = [] if task is None else ["--task", task]
                 for seed in seeds:
                     runs.append(Run(method, task, seed, folder / f"seed{seed}",
-                                    ["ppo_baseline.py", *env_argv, *common, "--seed", str(seed)], ppo_seconds))
+                                    [setup["ppo_script"], *env_argv, *common, "--seed", str(seed)], ppo_seconds))
             elif method.startswith("lago-"):
                 prior = method.removeprefix("lago-")
                 prior_path = str(priors / f"prior__{args.env}__{prior}__1")

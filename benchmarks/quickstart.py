@@ -59,7 +59,7 @@ def main(args: Args) -> int:
     common = ["--total-timesteps", str(args.total_timesteps), "--eval-episodes", str(args.eval_episodes),
               "--eval-interval", str(args.eval_interval), "--seed", str(args.seed), "--overwrite"]
     runs = {
-        "ppo": ["ppo_baseline.py", "--env-id", args.task, *common],
+        "ppo": ["ppo_metaworld_continuous.py", "--task", args.task, *common],
         "lago": ["lago_metaworld_continuous.py", "--task", args.task, "--prior-path", args.prior_path,
                  *args.lago_args.split(), *common],
     }

@@ -347,10 +347,53 @@ def llm_table(results: Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
+SCRIPT_PAIRS = (("CLEVR-Robot", "ppo_clevr_discrete.py", "lago_clevr_discrete.py"),
+                ("Meta-World", "ppo_metaworld_continuous.py", "lago_metaworld_continuous.py"))
+
+
+def lago_hunks(ppo_script: str, lago_script: str, root: Path = ROOT) -> list[dict]:
+    """What the LaGO script adds to its PPO script, past the module docstring: each block of added or changed lines
+    (first and last line, 1-based, in the LaGO script), its lines, and the text of its `# LaGO` marker (None: none)."""
+    import difflib
+    import re
+
+    ppo, lago = ((root / name).read_text().splitlines() for name in (ppo_script, lago_script))
+    docstring_end = next(i for i, line in enumerate(lago) if i > 0 and line.endswith('"""')) + 1
+    hunks = []
+    for tag, _, _, start, end in difflib.SequenceMatcher(None, ppo, lago, autojunk=False).get_opcodes():
+        if tag == "equal" or end <= docstring_end:
+            continue
+        marks = [match.group(1).strip() for line in lago[start:end] if (match := re.search(r"# LaGO\b:?(.*)$", line))]
+        hunks.append({"first": start + 1, "last": end, "lines": end - start, "marker": marks[0] if marks else None})
+    return hunks
+
+
+def lago_diff_table(results: Path = RESULTS) -> str:
+    """What LaGO adds to PPO: the marked blocks of each LaGO script, with line links, and the count of its lines."""
+    blocks: dict[str, dict[str, str]] = {}
+    counts = []
+    for benchmark, ppo_script, lago_script in SCRIPT_PAIRS:
+        hunks = lago_hunks(ppo_script, lago_script)
+        counts.append(f"`{lago_script}` {sum(h['lines'] for h in hunks)} lines in {len(hunks)} blocks")
+        for hunk in hunks:
+            if hunk["lines"] >= 3 and hunk["marker"]:
+                span = f"L{hunk['first']}-L{hunk['last']}"
+                what = hunk["marker"].split(" (")[0].replace("|", "\\|")
+                blocks.setdefault(what, {})[benchmark] = f"[{span.replace('-', '–')}]({lago_script}#{span})"
+        short = [h for h in hunks if h["lines"] < 3 or not h["marker"]]
+        blocks.setdefault("one or two lines each, marked `# LaGO`", {})[benchmark] = \
+            f"{sum(h['lines'] for h in short)} lines in {len(short)} places"
+    lines = ["| what the block does (its `# LaGO` comment) | " + " | ".join(b for b, _, _ in SCRIPT_PAIRS) + " |",
+             "| --- |" + " --- |" * len(SCRIPT_PAIRS)]
+    for marker, where in blocks.items():
+        lines.append(f"| {marker} | " + " | ".join(where.get(b, "–") for b, _, _ in SCRIPT_PAIRS) + " |")
+    return "\n".join(lines) + "\n\nLaGO-only lines (added or changed, the module docstring aside): " + "; ".join(counts) + "."
+
+
 TABLES = {"env-table": env_table, "prior-table": prior_table, "stage2-speed-table": stage2_speed_table,
           "clevr-table": clevr_table, "metaworld-table": metaworld_table, "results-table": results_table,
           "tuning-table": tuning_table, "budget-table": budget_table,
-          "llm-table": llm_table}
+          "llm-table": llm_table, "lago-diff-table": lago_diff_table}
 
 
 def readme_block(name: str, readme: Path = README) -> str:

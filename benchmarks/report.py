@@ -85,6 +85,11 @@ def method_settings(runs: list[dict]) -> dict[str, dict]:
     them: runs of different budgets, evaluations, guidance or priors under one name are refused, not averaged."""
     settings: dict[str, dict] = {}
     first: dict[str, Path] = {}
+    revisions = {run.get("revision", 1): run["path"] for run in runs if not run["grid_method"].startswith("prior-alone-")}
+    if len(revisions) > 1:
+        raise SystemExit(f"report.py: error: runs of different revisions of the training scripts "
+                         f"({', '.join(f'{r} in {p}' for r, p in sorted(revisions.items()))}) cannot be compared; "
+                         "rerun the older ones")
     for run in runs:
         method = run["grid_method"]
         mine = {name: value for name, value in run_settings(run["args"]).items() if name not in PER_RUN}

@@ -3,8 +3,8 @@
     python benchmarks/stage2_speed.py --env clevr --lago-args="--prior-fraction 0.05"
     python benchmarks/stage2_speed.py --env metaworld --task drawer-close-v3 --repeats 3
 
-Runs `ppo_baseline.py` and the LaGO script of the benchmark (`lago_clevr_discrete.py` or
-`lago_metaworld_continuous.py`) with the same seed and budget, each in its own process and
+Runs the PPO and the LaGO script of the benchmark (`ppo_clevr_discrete.py` and `lago_clevr_discrete.py`,
+or `ppo_metaworld_continuous.py` and `lago_metaworld_continuous.py`) with the same seed and budget, each in its own process and
 alternating for `--repeats` rounds, and reports their median wall times (from their
 summary.json), the ratio, and how LaGO's time splits into prior inference, evaluation and the
 rest. Both runs evaluate once, at the end, on the same episodes. Pass `--threads` to pin the
@@ -31,9 +31,10 @@ from benchmarks.common import cpu_name, write_json  # noqa: E402
 from finetune_prior import read_prior_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SETUPS = {  # the LaGO script, the default prior, the default budget (whole rollouts of the default sizes)
-    "clevr": ("lago_clevr_discrete.py", "checkpoints/prior__clevr__smollm2-135m__1", 51_200),
-    "metaworld": ("lago_metaworld_continuous.py", "checkpoints/prior__metaworld__smollm2-135m__1", 40_960),
+SETUPS = {  # the PPO and LaGO scripts, the default prior, the default budget (whole rollouts of the default sizes)
+    "clevr": ("ppo_clevr_discrete.py", "lago_clevr_discrete.py", "checkpoints/prior__clevr__smollm2-135m__1", 51_200),
+    "metaworld": ("ppo_metaworld_continuous.py", "lago_metaworld_continuous.py", "checkpoints/prior__metaworld__smollm2-135m__1",
+                  40_960),
 }
 
 
@@ -75,23 +76,22 @@ def timed_run(script: str, run_dir: Path, argv: list[str], threads: Optional[int
 
 
 def main(args: Args) -> dict:
-    lago_script, default_prior, default_steps = SETUPS[args.env]
+    ppo_script, lago_script, default_prior, default_steps = SETUPS[args.env]
     prior_path = args.prior_path or default_prior
     total_timesteps = args.total_timesteps or default_steps
     if min(total_timesteps, args.eval_episodes, args.repeats) <= 0:
         raise SystemExit("stage2_speed.py: error: --total-timesteps, --eval-episodes and --repeats must be positive")
     common = ["--total-timesteps", str(total_timesteps), "--seed", str(args.seed),
               "--eval-episodes", str(args.eval_episodes), "--eval-interval", str(total_timesteps)]
-    ppo_env = ["--env-id", "CLEVRRobot-v0" if args.env == "clevr" else args.task]
-    lago_env = [] if args.env == "clevr" else ["--task", args.task]
+    env = [] if args.env == "clevr" else ["--task", args.task]
     ppo_runs, lago_runs = [], []
     both = shlex.split(args.both_args)
     with tempfile.TemporaryDirectory(prefix="stage2_speed_") as tmp:
         for round_index in range(args.repeats):
-            ppo_runs.append(timed_run("ppo_baseline.py", Path(tmp) / f"ppo{round_index}", [*common, *ppo_env, *both],
+            ppo_runs.append(timed_run(ppo_script, Path(tmp) / f"ppo{round_index}", [*common, *env, *both],
                                       args.threads))
             lago_runs.append(timed_run(lago_script, Path(tmp) / f"lago{round_index}",
-                                       [*common, *lago_env, "--prior-path", prior_path, *both, *shlex.split(args.lago_args)],
+                                       [*common, *env, "--prior-path", prior_path, *both, *shlex.split(args.lago_args)],
                                        args.threads))
 
     def median(runs: list[dict], key: str) -> float:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from benchmarks import grid, report
+from rundir import REVISION
 from tests.helpers import hold_lock, run_script
 
 
@@ -151,6 +152,21 @@ def test_a_summary_with_other_settings_is_never_taken_for_the_planned_run(small_
             with pytest.raises(SystemExit, match=f"holds a run with {re.escape(message)}"):
                 grid.main(dataclasses.replace(args, dry_run=True, **where, **changed))
     assert not (tmp_path / "fresh").exists()
+
+
+def test_a_run_of_an_older_revision_of_the_training_scripts_is_never_mixed_in(small_grid, tmp_path):
+    args, out = small_grid
+    report.main(report.Args(env="clevr", runs=out, results=tmp_path, bootstrap_reps=50))
+    archived = tmp_path / "summaries" / "lago-tiny-random" / "seed2.json"
+    summary = json.loads(archived.read_text())
+    assert summary["revision"] == REVISION
+    del summary["revision"]  # as the summaries written before the training scripts recorded their revision
+    archived.write_text(json.dumps(summary))
+    with pytest.raises(SystemExit, match=re.escape(f"seed2.json holds a run with the training scripts' revision 1 "
+                                                   f"(not recorded), not {REVISION}")):
+        grid.main(dataclasses.replace(args, dry_run=True, out=str(tmp_path / "fresh"), results=str(tmp_path)))
+    with pytest.raises(SystemExit, match="runs of different revisions of the training scripts"):
+        report.main(report.Args(env="clevr", runs=tmp_path / "no-runs-here", results=tmp_path, bootstrap_reps=50))
 
 
 def test_the_report_refuses_to_mix_settings_and_records_those_of_the_runs(small_grid, tmp_path):

@@ -132,7 +132,7 @@ def test_non_finite_prior_outputs_stop_the_prior_alone_evaluation(tmp_path, nan_
     assert not (tmp_path / "alone.json").exists()
 
 
-@pytest.mark.parametrize("script", ["ppo_baseline.py", "lago_clevr_discrete.py"])
+@pytest.mark.parametrize("script", ["ppo_clevr_discrete.py", "lago_clevr_discrete.py"])
 def test_a_non_finite_ppo_loss_names_the_update(tmp_path, clevr_prior, script):
     extra = ["--prior-path", str(clevr_prior), "--guidance-coef", "0"] if script.startswith("lago") else []
     result = run_script(script, *CLEVR_SMALL, "--learning-rate", "1e30", *extra, "--run-dir", str(tmp_path / "run"))
@@ -162,7 +162,8 @@ LAGO_FLAGS = [
 
 
 @pytest.mark.parametrize("module, flag, value, message",
-                         [(module, *flag) for module in ("ppo_baseline", "lago_clevr_discrete", "lago_metaworld_continuous")
+                         [(module, *flag) for module in ("ppo_clevr_discrete", "ppo_metaworld_continuous", "lago_clevr_discrete",
+                                                             "lago_metaworld_continuous")
                           for flag in FLAGS] + [(module, *flag) for module in ("lago_clevr_discrete", "lago_metaworld_continuous")
                                                 for flag in LAGO_FLAGS])
 def test_float_flags_are_validated(module, flag, value, message):
@@ -171,13 +172,13 @@ def test_float_flags_are_validated(module, flag, value, message):
     import tyro
 
     script = importlib.import_module(module)
-    check = script.fill_defaults if module == "ppo_baseline" else script.check_args
     with pytest.raises(SystemExit) as error:
-        check(tyro.cli(script.Args, args=[flag, value]))
+        script.check_args(tyro.cli(script.Args, args=[flag, value]))
     assert str(error.value) == f"{module}.py: error: {message}"
 
 
-@pytest.mark.parametrize("script, prior", [("ppo_baseline.py", None), ("lago_clevr_discrete.py", "clevr_prior"),
+@pytest.mark.parametrize("script, prior", [("ppo_clevr_discrete.py", None), ("ppo_metaworld_continuous.py", None),
+                                           ("lago_clevr_discrete.py", "clevr_prior"),
                                            ("lago_metaworld_continuous.py", "metaworld_prior")])
 def test_a_bad_float_flag_stops_the_script_before_it_writes(request, tmp_path, script, prior):
     extra = ["--prior-path", str(request.getfixturevalue(prior))] if prior else []
@@ -245,20 +246,20 @@ def test_a_broken_checkpoint_stops_the_scripts_without_a_traceback(tmp_path, cle
 # --- one writer per run directory -------------------------------------------------------------
 def test_a_run_directory_holds_one_run(tmp_path):
     run = tmp_path / "run"
-    first = run_script("ppo_baseline.py", *CLEVR_SMALL, "--run-dir", str(run))
+    first = run_script("ppo_clevr_discrete.py", *CLEVR_SMALL, "--run-dir", str(run))
     assert first.returncode == 0, first.stderr[-2000:]
     summary = (run / "summary.json").read_bytes()
     events = sorted(p.name for p in run.glob("events.out.tfevents.*"))
-    again = run_script("ppo_baseline.py", *CLEVR_SMALL, "--seed", "4", "--run-dir", str(run))
-    assert_one_sentence_error(again, "ppo_baseline.py", f"--run-dir {run} already holds a run (")
+    again = run_script("ppo_clevr_discrete.py", *CLEVR_SMALL, "--seed", "4", "--run-dir", str(run))
+    assert_one_sentence_error(again, "ppo_clevr_discrete.py", f"--run-dir {run} already holds a run (")
     assert (run / "summary.json").read_bytes() == summary and sorted(p.name for p in run.glob("events.*")) == events
     assert not (run / "running.lock").exists()
-    replaced = run_script("ppo_baseline.py", *CLEVR_SMALL, "--seed", "4", "--run-dir", str(run), "--overwrite")
+    replaced = run_script("ppo_clevr_discrete.py", *CLEVR_SMALL, "--seed", "4", "--run-dir", str(run), "--overwrite")
     assert replaced.returncode == 0, replaced.stderr[-2000:]
     assert json.loads((run / "summary.json").read_text())["seed"] == 4 and len(list(run.glob("events.*"))) == 1
 
 
-@pytest.mark.parametrize("script, prior", [("ppo_baseline.py", None), ("lago_clevr_discrete.py", "clevr_prior")])
+@pytest.mark.parametrize("script, prior", [("ppo_clevr_discrete.py", None), ("lago_clevr_discrete.py", "clevr_prior")])
 def test_a_run_directory_being_written_is_refused_even_with_overwrite(request, tmp_path, script, prior):
     run = tmp_path / "run"
     run.mkdir()
@@ -281,7 +282,7 @@ def test_two_runs_started_together_in_one_directory_leave_one_run(tmp_path):
     from tests.helpers import ROOT
 
     run = tmp_path / "run"
-    argv = [sys.executable, str(ROOT / "ppo_baseline.py"), *CLEVR_SMALL, "--run-dir", str(run)]
+    argv = [sys.executable, str(ROOT / "ppo_clevr_discrete.py"), *CLEVR_SMALL, "--run-dir", str(run)]
     processes = [subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                  for _ in range(2)]
     results = [(p.wait(timeout=300), p.stderr.read()) for p in processes]

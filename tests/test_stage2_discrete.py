@@ -1,16 +1,16 @@
-"""Stage 2 on CLEVR-Robot: ppo_baseline.py and lago_clevr_discrete.py end to end, guidance maths, errors."""
+"""Stage 2 on CLEVR-Robot: ppo_clevr_discrete.py and lago_clevr_discrete.py end to end, the guidance, errors."""
 
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import lago_clevr_discrete
 from finetune_prior import fast_dtype
-from lago_clevr_discrete import Args, categorical_kl, guidance_coef
+from rundir import REVISION
+from lago_clevr_discrete import Args, guidance_coef
 from tests.helpers import assert_one_sentence_error, run_script
 
 SMALL = ["--total-timesteps", "1024", "--num-envs", "4", "--num-steps", "64", "--eval-interval", "512",
@@ -32,13 +32,13 @@ def run_ok(script: str, run_dir: Path, *argv: str) -> dict:
 @pytest.fixture(scope="module")
 def ppo_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("ppo") / "run"
-    run_ok("ppo_baseline.py", run_dir)
+    run_ok("ppo_clevr_discrete.py", run_dir)
     return run_dir
 
 
-def test_ppo_baseline_end_to_end_writes_the_summary_and_cleanrl_tags(ppo_run):
+def test_ppo_end_to_end_writes_the_summary_and_cleanrl_tags(ppo_run):
     summary = json.loads((ppo_run / "summary.json").read_text())
-    assert summary["global_step"] == 1024 and summary["method"] == "ppo_baseline"
+    assert summary["global_step"] == 1024 and summary["method"] == "ppo_clevr_discrete" and summary["revision"] == REVISION
     assert set(summary["final_eval"]) == {"train", "test"}
     assert [e["global_step"] for e in summary["evaluations"]] == [512, 1024]
     for split in ("train", "test"):
@@ -90,17 +90,6 @@ def test_schedules_give_the_expected_coefficients():
     assert [guidance_coef(exp, p) for p in (0.0, 0.25, 0.49999, 0.5)] == pytest.approx([0.2, 0.02, 0.002, 0.0], rel=1e-3)
 
 
-def test_categorical_kl_matches_torch():
-    generator = torch.Generator().manual_seed(0)
-    p_logits, q_logits = torch.randn(64, 40, generator=generator) * 3, torch.randn(64, 40, generator=generator)
-    expected = torch.distributions.kl_divergence(
-        torch.distributions.Categorical(logits=p_logits), torch.distributions.Categorical(logits=q_logits)
-    )
-    torch.testing.assert_close(categorical_kl(p_logits, q_logits), expected, rtol=1e-5, atol=1e-6)
-    assert torch.all(categorical_kl(p_logits, p_logits).abs() < 1e-5)
-    assert not torch.allclose(categorical_kl(p_logits, q_logits), categorical_kl(q_logits, p_logits))
-
-
 def test_default_prior_path_follows_the_llm(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no checkpoints/ here, whatever has been fine-tuned in the repository
     args = Args(llm="gemma3-270m", prior_path=None)
@@ -135,25 +124,17 @@ def test_lago_refuses_a_prior_that_does_not_fit(tmp_path, metaworld_prior):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--env-id", "CartPole-v1"], "--env-id 'CartPole-v1' is neither CLEVRRobot-v0 nor an MT10 task"),
+        (["--env-id", "CartPole-v1"], "--env-id must be CLEVRRobot-v0, got 'CartPole-v1' (Meta-World tasks: *_metaworld_continuous.py)"),
         (["--num-envs", "0"], "--num-envs must be a positive integer, got 0"),
         (["--total-timesteps", "100"], "--total-timesteps 100 must cover one batch of 1024 steps"),
     ],
 )
 def test_ppo_bad_arguments_are_one_sentence(argv, message):
-    assert_one_sentence_error(run_script("ppo_baseline.py", *argv), "ppo_baseline.py", message)
+    assert_one_sentence_error(run_script("ppo_clevr_discrete.py", *argv), "ppo_clevr_discrete.py", message)
 
 
-def test_ppo_baseline_on_a_real_metaworld_task(tmp_path):
-    summary = run_ok("ppo_baseline.py", tmp_path / "run", "--env-id", "reach-v3", "--num-envs", "2", "--num-steps", "128",
-                     "--num-minibatches", "4", "--update-epochs", "2", "--total-timesteps", "512",
-                     "--max-episode-steps", "64", "--eval-interval", "512", "--eval-episodes", "2")
-    assert summary["global_step"] == 512 and set(summary["final_eval"]) == {"train", "test"}
-    assert np.isfinite(summary["final_eval"]["train"]["return"]) and summary["final_eval"]["train"]["return"] > 0
-    assert scalars(tmp_path / "run", "charts/episodic_return")
-
-
-@pytest.mark.parametrize("module", ["ppo_baseline", "lago_clevr_discrete", "lago_metaworld_continuous"])
+@pytest.mark.parametrize("module", ["ppo_clevr_discrete", "ppo_metaworld_continuous", "lago_clevr_discrete",
+                                    "lago_metaworld_continuous"])
 def test_a_time_limit_bootstraps_from_the_final_value(module):
     import importlib
 
@@ -176,7 +157,7 @@ def test_a_time_limit_bootstraps_from_the_final_value(module):
 
 def test_bootstrapping_at_time_limits_changes_the_value_targets(tmp_path, ppo_run):
     # CLEVR-Robot episodes end at the 10-push limit unless the goal is reached: the rule matters from the first update
-    run_ok("ppo_baseline.py", tmp_path / "cleanrl", "--no-bootstrap-truncation")
+    run_ok("ppo_clevr_discrete.py", tmp_path / "cleanrl", "--no-bootstrap-truncation")
     assert scalars(tmp_path / "cleanrl", "losses/value_loss") != scalars(ppo_run, "losses/value_loss")
     summary = json.loads((ppo_run / "summary.json").read_text())
     assert summary["args"]["bootstrap_truncation"] is True

@@ -1,28 +1,23 @@
-"""Vanilla PPO on both LaGO benchmarks: the baseline that LaGO's guidance is measured against.
+"""PPO on CLEVR-Robot (Discrete actions): the baseline that LaGO's guidance is measured against.
 
-    python ppo_baseline.py --env-id CLEVRRobot-v0 --total-timesteps 200000
-    python ppo_baseline.py --env-id reach-v3 --total-timesteps 1000000
+    python ppo_clevr_discrete.py --total-timesteps 200000
 
-CleanRL's `ppo.py` (Discrete actions: CLEVR-Robot) and `ppo_continuous_action.py` (Box actions:
-a Meta-World MT10 task), with the same networks, defaults and TensorBoard tags. Added: a
-goal-conditioned observation on CLEVR-Robot (ball positions + the 14-number goal encoding),
-observation normalisation inside the agent (so that evaluation uses the training statistics),
-periodic and final greedy evaluation on the training goals (`eval/success_rate`, `eval/return`) and
-on held-out goals (`eval_test/*`: CLEVR-Robot's held-out colour/relation pairs, Meta-World's goal
-positions of another seed), and `summary.json` in the run directory. An episode is a success if it
-succeeds at any step, as Meta-World reports it, in training logs and evaluations alike.
+CleanRL's `ppo.py`, with the same network, defaults and TensorBoard tags. Added: a
+goal-conditioned observation (ball positions + the 14-number goal encoding), periodic and final
+greedy evaluation on the training goals (`eval/success_rate`, `eval/return`) and on held-out
+colour/relation pairs (`eval_test/*`), and `summary.json` in the run directory. An episode is a
+success if it succeeds at any step, in training logs and evaluations alike.
 
 Unlike CleanRL, a time limit is not a terminal state: a truncated episode's last step bootstraps
 its value target from V(final observation) (`--no-bootstrap-truncation` restores CleanRL's rule).
 
-`lago_clevr_discrete.py` and `lago_metaworld_continuous.py` are this file plus the prior's
-guidance; with `--guidance-coef 0` they reproduce this file's runs exactly.
+`lago_clevr_discrete.py` is this file plus the prior's guidance, and nothing else (`diff` the two);
+with `--guidance-coef 0` it reproduces this file's runs exactly.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
 import math
 import os
 import random
@@ -38,12 +33,10 @@ import torch.nn as nn
 import torch.optim as optim
 import tyro
 from torch.distributions.categorical import Categorical
-from torch.distributions.normal import Normal
 from torch.utils.tensorboard import SummaryWriter
 
-from envs.clevr_robot import ENV_ID as CLEVR_ENV_ID  # importing envs registers CLEVRRobot-v0
-from envs.metaworld_tasks import MT10_TASKS, make_metaworld_env
-from rundir import RunDirError, open_run_dir
+from envs.clevr_robot import ENV_ID  # importing envs registers CLEVRRobot-v0
+from rundir import RunDirError, open_run_dir, write_summary
 
 
 @dataclass
@@ -74,19 +67,19 @@ class Args:
     """replace the run already in --run-dir (its summary and TensorBoard events) instead of refusing it"""
 
     # Algorithm specific arguments
-    env_id: str = CLEVR_ENV_ID
-    """`CLEVRRobot-v0` (Discrete actions) or an MT10 task such as `reach-v3` (Box actions)"""
-    total_timesteps: Optional[int] = None
-    """total timesteps of the experiments (default 200000 Discrete, 1000000 Box)"""
-    learning_rate: Optional[float] = None
-    """the learning rate of the optimizer (default 2.5e-4 Discrete, 3e-4 Box)"""
-    num_envs: Optional[int] = None
-    """the number of parallel game environments (default 8 Discrete, 1 Box)"""
+    env_id: str = ENV_ID
+    """the id of the environment (CLEVR-Robot only; Meta-World is lago_metaworld_continuous.py)"""
+    total_timesteps: int = 200_000
+    """total timesteps of the experiments"""
+    learning_rate: float = 2.5e-4
+    """the learning rate of the optimizer"""
+    num_envs: int = 8
+    """the number of parallel game environments"""
     async_envs: bool = False
     """step the environments in one subprocess each (gymnasium's AsyncVectorEnv), for many envs on many cores;
     the same episodes as in-process stepping"""
-    num_steps: Optional[int] = None
-    """the number of steps to run in each environment per policy rollout (default 128 Discrete, 2048 Box)"""
+    num_steps: int = 128
+    """the number of steps to run in each environment per policy rollout"""
     anneal_lr: bool = True
     """Toggle learning rate annealing for policy and value networks"""
     gamma: float = 0.99
@@ -95,34 +88,34 @@ class Args:
     """the lambda for the general advantage estimation"""
     bootstrap_truncation: bool = True
     """bootstrap the value target at time limits from V(final obs); off: treat them as terminal, as CleanRL does"""
-    num_minibatches: Optional[int] = None
-    """the number of mini-batches (default 4 Discrete, 32 Box)"""
-    update_epochs: Optional[int] = None
-    """the K epochs to update the policy (default 4 Discrete, 10 Box)"""
+    num_minibatches: int = 4
+    """the number of mini-batches"""
+    update_epochs: int = 4
+    """the K epochs to update the policy"""
     norm_adv: bool = True
     """Toggles advantages normalization"""
     clip_coef: float = 0.2
     """the surrogate clipping coefficient"""
     clip_vloss: bool = True
     """Toggles whether or not to use a clipped loss for the value function, as per the paper."""
-    ent_coef: Optional[float] = None
-    """coefficient of the entropy (default 0.01 Discrete, 0.0 Box)"""
+    ent_coef: float = 0.01
+    """coefficient of the entropy"""
     vf_coef: float = 0.5
     """coefficient of the value function"""
     max_grad_norm: float = 0.5
     """the maximum norm for the gradient clipping"""
     target_kl: Optional[float] = None
     """the target KL divergence threshold"""
-    hidden_size: Optional[int] = None
-    """width of the two hidden layers of actor and critic (default 128 Discrete, 64 Box)"""
-    max_episode_steps: Optional[int] = None
-    """episode time limit (default 10 pushes on CLEVR-Robot, 500 on Meta-World)"""
+    hidden_size: int = 128
+    """width of the two hidden layers of actor and critic"""
+    max_episode_steps: int = 10
+    """episode time limit (pushes)"""
 
     # Evaluation
     eval_interval: int = 20_000
     """evaluate the greedy policy every this many env steps (and at the end)"""
     eval_episodes: int = 50
-    """episodes per evaluation (per goal split on CLEVR-Robot)"""
+    """episodes per evaluation and goal split"""
 
     # to be filled in runtime
     batch_size: int = 0
@@ -133,64 +126,50 @@ class Args:
     """the number of iterations (computed in runtime)"""
 
 
-# CleanRL's defaults of ppo.py (Discrete) and ppo_continuous_action.py (Box), for fields left unset
-DEFAULTS = {
-    "discrete": dict(total_timesteps=200_000, learning_rate=2.5e-4, num_envs=8, num_steps=128, num_minibatches=4,
-                     update_epochs=4, ent_coef=0.01, hidden_size=128, max_episode_steps=10),
-    "continuous": dict(total_timesteps=1_000_000, learning_rate=3e-4, num_envs=1, num_steps=2048, num_minibatches=32,
-                       update_epochs=10, ent_coef=0.0, hidden_size=64, max_episode_steps=500),
-}
-EVAL_SEED = 1_000_000  # evaluation episodes are seeded apart from training; on Meta-World it fixes the held-out goals
-EVAL_GOALS = {  # what the two evaluation splits are, for the records
-    "clevr": {"train": "CLEVR-Robot training goals",
-              "test": "CLEVR-Robot held-out goals (colour/relation pairs never trained on)"},
-    "metaworld": {"train": "the 50 goal positions of the training env (env seed = --seed)",
-                  "test": f"50 held-out goal positions (env seed {EVAL_SEED}, never trained on)"},
-}
+EVAL_SEED = 1_000_000  # evaluation episodes are seeded apart from training
+EVAL_GOALS = {"train": "CLEVR-Robot training goals",
+              "test": "CLEVR-Robot held-out goals (colour/relation pairs never trained on)"}
 
 
-def fill_defaults(args: Args) -> Args:
-    """Check the flags, fill in the defaults of the env's action space and the derived sizes."""
-    if args.env_id != CLEVR_ENV_ID and args.env_id not in MT10_TASKS:
-        sys.exit(f"{args.exp_name}.py: error: --env-id {args.env_id!r} is neither {CLEVR_ENV_ID} nor an MT10 task "
-                 f"({', '.join(MT10_TASKS)})")
-    kind = "discrete" if args.env_id == CLEVR_ENV_ID else "continuous"
+def check_args(args: Args) -> Args:
+    """Check the flags, one sentence per bad flag; fill in the derived sizes."""
+
+    def fail(message: str):
+        sys.exit(f"{args.exp_name}.py: error: {message}")
+
+    def require(flag: str, valid: bool, expected: str):
+        if not valid or not math.isfinite(getattr(args, flag) or 0.0):
+            fail(f"--{flag.replace('_', '-')} must be {expected}, got {getattr(args, flag)}")
+
+    if args.env_id != ENV_ID:
+        fail(f"--env-id must be {ENV_ID}, got {args.env_id!r} (Meta-World tasks: *_metaworld_continuous.py)")
+    for flag in ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "update_epochs", "hidden_size",
+                 "max_episode_steps", "eval_interval", "eval_episodes"):
+        require(flag, getattr(args, flag) > 0, "a positive integer")
+    for flag in ("learning_rate", "clip_coef", "max_grad_norm"):
+        require(flag, getattr(args, flag) > 0, "finite and > 0")
+    for flag in ("ent_coef", "vf_coef"):
+        require(flag, getattr(args, flag) >= 0, "finite and >= 0")
+    require("gamma", 0 < args.gamma <= 1, "finite and in (0, 1]")
+    require("gae_lambda", 0 <= args.gae_lambda <= 1, "finite and in [0, 1]")
+    require("target_kl", args.target_kl is None or args.target_kl > 0, "finite and > 0")
     for flag, module in (("track", "wandb"), ("capture_video", "moviepy")):  # optional dependencies
         if getattr(args, flag) and importlib.util.find_spec(module) is None:
-            sys.exit(f"{args.exp_name}.py: error: --{flag.replace('_', '-')} needs {module}, which is not installed: "
-                     f"pip install {module}")
-    for name, value in DEFAULTS[kind].items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
-    for name in ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "update_epochs", "hidden_size",
-                 "max_episode_steps", "eval_interval", "eval_episodes"):
-        if getattr(args, name) <= 0:
-            sys.exit(f"{args.exp_name}.py: error: --{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
-    for name, valid, expected in (
-        ("learning_rate", args.learning_rate > 0, "> 0"), ("gamma", 0 < args.gamma <= 1, "in (0, 1]"),
-        ("gae_lambda", 0 <= args.gae_lambda <= 1, "in [0, 1]"), ("clip_coef", args.clip_coef > 0, "> 0"),
-        ("max_grad_norm", args.max_grad_norm > 0, "> 0"), ("ent_coef", args.ent_coef >= 0, ">= 0"),
-        ("vf_coef", args.vf_coef >= 0, ">= 0"), ("target_kl", args.target_kl is None or args.target_kl > 0, "> 0"),
-    ):
-        if not valid or not math.isfinite(getattr(args, name) or 0.0):
-            sys.exit(f"{args.exp_name}.py: error: --{name.replace('_', '-')} must be finite and {expected}, got {getattr(args, name)}")
+            fail(f"--{flag.replace('_', '-')} needs {module}, which is not installed: pip install {module}")
     args.batch_size = int(args.num_envs * args.num_steps)
     args.minibatch_size = int(args.batch_size // args.num_minibatches)
     args.num_iterations = args.total_timesteps // args.batch_size
     if args.minibatch_size == 0 or args.num_iterations == 0:
-        sys.exit(f"{args.exp_name}.py: error: --total-timesteps {args.total_timesteps} must cover one batch of "
-                 f"{args.batch_size} steps, and --num-minibatches at most that many")
+        fail(f"--total-timesteps {args.total_timesteps} must cover one batch of {args.batch_size} steps, "
+             "and --num-minibatches at most that many")
+
     return args
 
 
-def make_env(env_id: str, seed: int, max_episode_steps: int, goal_split: str = "train", render_mode: Optional[str] = None):
+def make_env(env_id: str, max_episode_steps: int, goal_split: str = "train", render_mode: Optional[str] = None):
     def thunk():
-        if env_id == CLEVR_ENV_ID:
-            env = gym.make(env_id, goal_split=goal_split, goal_in_obs=True, max_episode_steps=max_episode_steps,
-                           render_mode=render_mode)
-        else:
-            env = make_metaworld_env(env_id, seed=seed, max_episode_steps=max_episode_steps, render_mode=render_mode)
-            env = gym.wrappers.ClipAction(env)
+        env = gym.make(env_id, goal_split=goal_split, goal_in_obs=True, max_episode_steps=max_episode_steps,
+                       render_mode=render_mode)
         return gym.wrappers.RecordEpisodeStatistics(env)
 
     return thunk
@@ -213,36 +192,9 @@ def layer_init(layer, std=np.sqrt(2), bias_const=0.0):
     return layer
 
 
-class RunningNorm(nn.Module):
-    """Observation normalisation (gymnasium's NormalizeObservation) kept in the agent, clipped to +-10."""
-
-    def __init__(self, shape: int, enabled: bool):
-        super().__init__()
-        self.enabled = enabled
-        self.register_buffer("mean", torch.zeros(shape, dtype=torch.float64))
-        self.register_buffer("var", torch.ones(shape, dtype=torch.float64))
-        self.register_buffer("count", torch.tensor(1e-4, dtype=torch.float64))
-
-    def update(self, x: torch.Tensor) -> None:
-        if not self.enabled:
-            return
-        x = x.double()
-        batch_mean, batch_var, batch_count = x.mean(0), x.var(0, unbiased=False), x.shape[0]
-        delta, total = batch_mean - self.mean, self.count + batch_count
-        self.mean += delta * batch_count / total
-        self.var = (self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total) / total
-        self.count = total
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.enabled:
-            return x
-        return ((x - self.mean) / torch.sqrt(self.var + 1e-8)).clamp(-10, 10).float()
-
-
-class CategoricalAgent(nn.Module):
+class Agent(nn.Module):
     def __init__(self, obs_dim: int, num_actions: int, hidden: int):
         super().__init__()
-        self.obs_norm = RunningNorm(obs_dim, enabled=False)
         self.critic = nn.Sequential(
             layer_init(nn.Linear(obs_dim, hidden)), nn.Tanh(),
             layer_init(nn.Linear(hidden, hidden)), nn.Tanh(),
@@ -262,40 +214,6 @@ class CategoricalAgent(nn.Module):
         if action is None:
             action = probs.sample()
         return action, probs.log_prob(action), probs.entropy(), self.critic(x)
-
-    def greedy_action(self, x):
-        return self.actor(x).argmax(-1)
-
-
-class GaussianAgent(nn.Module):
-    def __init__(self, obs_dim: int, action_dim: int, hidden: int):
-        super().__init__()
-        self.obs_norm = RunningNorm(obs_dim, enabled=True)
-        self.critic = nn.Sequential(
-            layer_init(nn.Linear(obs_dim, hidden)), nn.Tanh(),
-            layer_init(nn.Linear(hidden, hidden)), nn.Tanh(),
-            layer_init(nn.Linear(hidden, 1), std=1.0),
-        )
-        self.actor_mean = nn.Sequential(
-            layer_init(nn.Linear(obs_dim, hidden)), nn.Tanh(),
-            layer_init(nn.Linear(hidden, hidden)), nn.Tanh(),
-            layer_init(nn.Linear(hidden, action_dim), std=0.01),
-        )
-        self.actor_logstd = nn.Parameter(torch.zeros(1, action_dim))
-
-    def get_value(self, x):
-        return self.critic(x)
-
-    def get_action_and_value(self, x, action=None):
-        action_mean = self.actor_mean(x)
-        action_std = torch.exp(self.actor_logstd.expand_as(action_mean))
-        probs = Normal(action_mean, action_std)
-        if action is None:
-            action = probs.sample()
-        return action, probs.log_prob(action).sum(1), probs.entropy().sum(1), self.critic(x)
-
-    def greedy_action(self, x):
-        return self.actor_mean(x)
 
 
 def compute_advantages(rewards, values, dones, final_values, next_value, next_done, gamma: float, gae_lambda: float):
@@ -317,12 +235,10 @@ def compute_advantages(rewards, values, dones, final_values, next_value, next_do
 
 
 @torch.no_grad()
-def evaluate(agent: nn.Module, args: Args, goal_split: str, device: torch.device,
+def evaluate(agent: Agent, args: Args, goal_split: str, device: torch.device,
              video_dir: Optional[str] = None) -> dict[str, float]:
-    """Greedy (argmax / mean) policy on `args.eval_episodes` fixed-seed episodes of a goal split; success (at any
-    step) and return. Meta-World's train goals are the training env's, its test goals those of EVAL_SEED."""
-    env = make_env(args.env_id, args.seed if goal_split == "train" else EVAL_SEED, args.max_episode_steps, goal_split,
-                   "rgb_array" if video_dir else None)()
+    """Greedy policy on `args.eval_episodes` fixed-seed episodes of `goal_split`; success (at any step) and return."""
+    env = make_env(args.env_id, args.max_episode_steps, goal_split, "rgb_array" if video_dir else None)()
     if video_dir is not None:  # the first episode
         env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda episode: episode == 0, disable_logger=True)
     successes, returns = [], []
@@ -330,12 +246,11 @@ def evaluate(agent: nn.Module, args: Args, goal_split: str, device: torch.device
         obs, _ = env.reset(seed=EVAL_SEED + episode)
         success, episode_return = 0.0, 0.0
         while True:
-            x = agent.obs_norm(torch.as_tensor(obs, dtype=torch.float32, device=device)[None])
-            action = agent.greedy_action(x)[0].cpu().numpy()
-            obs, reward, terminated, truncated, info = env.step(action)
+            action = agent.actor(torch.as_tensor(obs, dtype=torch.float32, device=device)[None]).argmax(-1)
+            obs, reward, terminated, truncated, info = env.step(action.item())
             episode_return += float(reward)
             success = max(success, float(info["success"]))
-            if success or terminated or truncated:  # Meta-World: stop at the first success
+            if success or terminated or truncated:
                 break
         successes.append(success)
         returns.append(episode_return)
@@ -357,9 +272,11 @@ def run_evaluations(agent, args, device, writer, global_step, history, video_dir
 
 
 if __name__ == "__main__":
-    args = fill_defaults(tyro.cli(Args))
+    args = check_args(tyro.cli(Args))
     run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     run_dir = args.run_dir or f"runs/{run_name}"
+
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
     try:
         open_run_dir(run_dir, args.overwrite)  # one writer per run directory
     except RunDirError as error:
@@ -375,7 +292,7 @@ if __name__ == "__main__":
                      "run `wandb login`, or set WANDB_MODE=offline")
     video_dir = None
     if args.capture_video:
-        if can_render(make_env(args.env_id, args.seed, args.max_episode_steps, render_mode="rgb_array")()):
+        if can_render(make_env(args.env_id, args.max_episode_steps, render_mode="rgb_array")()):
             video_dir = os.path.join(run_dir, "videos")
         else:
             print("--capture-video: no offscreen OpenGL here (MUJOCO_GL=egl or osmesa, and its libraries): no videos", flush=True)
@@ -391,20 +308,15 @@ if __name__ == "__main__":
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
 
-    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-
     # env setup
     envs = (gym.vector.AsyncVectorEnv if args.async_envs else gym.vector.SyncVectorEnv)(
-        [make_env(args.env_id, args.seed, args.max_episode_steps) for _ in range(args.num_envs)],
+        [make_env(args.env_id, args.max_episode_steps) for _ in range(args.num_envs)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
     )
-    discrete = isinstance(envs.single_action_space, gym.spaces.Discrete)
+    assert isinstance(envs.single_action_space, gym.spaces.Discrete), "only discrete action space is supported"
     obs_dim = int(np.prod(envs.single_observation_space.shape))
-    action_size = int(envs.single_action_space.n) if discrete else int(np.prod(envs.single_action_space.shape))
-    agent = (CategoricalAgent if discrete else GaussianAgent)(obs_dim, action_size, args.hidden_size).to(device)
-    if not discrete:
-        envs = gym.wrappers.vector.NormalizeReward(envs, gamma=args.gamma)
-        envs = gym.wrappers.vector.TransformReward(envs, lambda reward: np.clip(reward, -10, 10))
+    num_actions = int(envs.single_action_space.n)
+    agent = Agent(obs_dim, num_actions, args.hidden_size).to(device)
     optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
 
     # ALGO Logic: Storage setup
@@ -435,13 +347,12 @@ if __name__ == "__main__":
 
         for step in range(0, args.num_steps):
             global_step += args.num_envs
-            agent.obs_norm.update(next_obs)
-            obs[step] = agent.obs_norm(next_obs)
+            obs[step] = next_obs
             dones[step] = next_done
 
             # ALGO LOGIC: action logic
             with torch.no_grad():
-                action, logprob, _, value = agent.get_action_and_value(obs[step])
+                action, logprob, _, value = agent.get_action_and_value(next_obs)
                 values[step] = value.flatten()
             actions[step] = action
             logprobs[step] = logprob
@@ -458,7 +369,7 @@ if __name__ == "__main__":
             if args.bootstrap_truncation and time_limited.any():
                 final_obs = torch.Tensor(np.stack(infos["final_obs"][time_limited])).to(device)
                 with torch.no_grad():
-                    final_values[step, torch.from_numpy(time_limited)] = agent.get_value(agent.obs_norm(final_obs)).flatten()
+                    final_values[step, torch.from_numpy(time_limited)] = agent.get_value(final_obs).flatten()
 
             # success at any step of the episode, as Meta-World reports it (a CLEVR-Robot episode ends on success)
             step_success = infos["success"] if "success" in infos else np.zeros(args.num_envs)
@@ -475,7 +386,7 @@ if __name__ == "__main__":
 
         # bootstrap value if not done
         with torch.no_grad():
-            next_value = agent.get_value(agent.obs_norm(next_obs)).reshape(1, -1)
+            next_value = agent.get_value(next_obs).reshape(1, -1)
             advantages = compute_advantages(rewards, values, dones, final_values, next_value, next_done,
                                             args.gamma, args.gae_lambda)
             returns = advantages + values
@@ -497,9 +408,7 @@ if __name__ == "__main__":
                 end = start + args.minibatch_size
                 mb_inds = b_inds[start:end]
 
-                _, newlogprob, entropy, newvalue = agent.get_action_and_value(
-                    b_obs[mb_inds], b_actions.long()[mb_inds] if discrete else b_actions[mb_inds]
-                )
+                _, newlogprob, entropy, newvalue = agent.get_action_and_value(b_obs[mb_inds], b_actions.long()[mb_inds])
                 logratio = newlogprob - b_logprobs[mb_inds]
                 ratio = logratio.exp()
 
@@ -535,6 +444,7 @@ if __name__ == "__main__":
 
                 entropy_loss = entropy.mean()
                 loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
+
                 if not torch.isfinite(loss):
                     sys.exit(f"{args.exp_name}.py: error: the loss is {loss.item()} in update {iteration} (epoch {epoch + 1}, "
                              f"global step {global_step}): training diverged, no summary written")
@@ -572,20 +482,16 @@ if __name__ == "__main__":
     if args.save_model:
         model_path = os.path.join(run_dir, f"{args.exp_name}.cleanrl_model")
         torch.save({"script": os.path.basename(__file__), "args": asdict(args), "agent": type(agent).__name__,
-                    "agent_args": [obs_dim, action_size, args.hidden_size], "state_dict": agent.state_dict()}, model_path)
+                    "agent_args": [obs_dim, num_actions, args.hidden_size], "state_dict": agent.state_dict()}, model_path)
         print(f"model saved to {model_path}", flush=True)
     wall_seconds = time.time() - start_time
     summary = {
         "env_id": args.env_id, "method": args.exp_name, "seed": args.seed, "global_step": global_step,
         "wall_seconds": round(wall_seconds, 1), "sps": round(global_step / wall_seconds, 1),
-        "eval_seconds": round(eval_seconds, 1),
-        "eval_goals": EVAL_GOALS["clevr" if args.env_id == CLEVR_ENV_ID else "metaworld"],
+        "eval_seconds": round(eval_seconds, 1), "eval_goals": EVAL_GOALS,
         "final_eval": final, "evaluations": evaluations, "args": asdict(args),
     }
-    with open(os.path.join(run_dir, "summary.json.tmp"), "w") as f:
-        json.dump(summary, f, indent=2)
-    os.replace(os.path.join(run_dir, "summary.json.tmp"), os.path.join(run_dir, "summary.json"))
-    print(f"wrote {os.path.join(run_dir, 'summary.json')}: " + ", ".join(
-        f"{split} success {m['success_rate']:.2f}" for split, m in final.items()))
+    summary_path = write_summary(run_dir, summary)
+    print(f"wrote {summary_path}: " + ", ".join(f"{split} success {m['success_rate']:.2f}" for split, m in final.items()))
     envs.close()
     writer.close()
