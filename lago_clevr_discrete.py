@@ -14,7 +14,7 @@ KV-cached) and only while `beta_t > 0`, and its logits are stored beside the bat
 update epochs never call the LLM. The policy is an ordinary MLP on the ball positions and the
 goal encoding, exactly as in `ppo_clevr_discrete.py`: with `--guidance-coef 0` this file
 reproduces that file's run for the same seed. `diff ppo_clevr_discrete.py lago_clevr_discrete.py`
-is LaGO and nothing else; each block it adds starts with a `# LaGO` comment.
+is LaGO and nothing else; each block it adds carries a `# LaGO` comment.
 """
 
 from __future__ import annotations

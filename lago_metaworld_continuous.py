@@ -15,7 +15,7 @@ queried once per rollout batch (the prompt is KV-cached) and only while `beta_t 
 outputs are stored beside the batch, so PPO's update epochs never call the LLM. The policy sees
 normalised observations, exactly as in `ppo_metaworld_continuous.py`: with `--guidance-coef 0`
 this file reproduces that file's run for the same seed. `diff ppo_metaworld_continuous.py
-lago_metaworld_continuous.py` is LaGO and nothing else; each block it adds starts with a `# LaGO` comment.
+lago_metaworld_continuous.py` is LaGO and nothing else; each block it adds carries a `# LaGO` comment.
 """
 
 from __future__ import annotations
