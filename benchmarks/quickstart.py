@@ -46,7 +46,7 @@ class Args:
     """the runs go to <run-dir>/ppo and <run-dir>/lago (replaced on a rerun)"""
 
 
-SHOWN = ("SPS", "global_step", "prior:", "note:", "wrote")  # progress lines; the rest (model loading) stays quiet
+SHOWN = ("SPS", "guidance_coef", "global_step", "prior:", "note:", "wrote")  # progress; the rest (model loading) stays quiet
 
 
 def stream(name: str, process: subprocess.Popen) -> None:
