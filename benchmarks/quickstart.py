@@ -1,6 +1,6 @@
 """The quick start: PPO and LaGO side by side on one Meta-World task, with the prior shipped in priors/.
 
-    python benchmarks/quickstart.py             # make quickstart; 2 min 23 s on 2 cores
+    python benchmarks/quickstart.py             # make quickstart; 2 min 27 s on 2 cores
 
 door-open-v3 is a task where guidance decides the outcome at this budget (README, "Results"): in the
 Meta-World grid PPO fails it on all three seeds and LaGO solves it on all three. Both runs use the
