@@ -45,6 +45,9 @@ def load_policy(path: str) -> tuple:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         fail(f"{path} is not a saved policy ({str(error).splitlines()[0] if str(error) else type(error).__name__})")
+    if isinstance(saved, dict) and saved.get("script") == "ppo_baseline.py":
+        fail(f"{path} was saved by ppo_baseline.py, which is now ppo_clevr_discrete.py and ppo_metaworld_continuous.py; "
+             "train the policy again with one of them")
     if not (isinstance(saved, dict) and saved.get("script") in SCRIPTS
             and {"args", "agent", "agent_args", "state_dict"} <= set(saved)):
         fail(f"{path} is not a policy saved by --save-model of {', '.join(SCRIPTS)}")

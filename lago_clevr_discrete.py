@@ -14,7 +14,7 @@ KV-cached) and only while `beta_t > 0`, and its logits are stored beside the bat
 update epochs never call the LLM. The policy is an ordinary MLP on the ball positions and the
 goal encoding, exactly as in `ppo_clevr_discrete.py`: with `--guidance-coef 0` this file
 reproduces that file's run for the same seed. `diff ppo_clevr_discrete.py lago_clevr_discrete.py`
-is LaGO and nothing else; each block it adds starts with a `# LaGO` comment.
+is LaGO and nothing else; each block it adds carries a `# LaGO` comment.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class Args:
     """whether to capture videos of the agent performances: the first episode of each evaluation and goal split, in
     <run-dir>/videos (needs offscreen OpenGL: MUJOCO_GL=egl or osmesa; skipped with a note where there is none)"""
     save_model: bool = False
-    """whether to save the policy and its observation statistics to <run-dir>/<exp-name>.cleanrl_model
+    """whether to save the policy to <run-dir>/<exp-name>.cleanrl_model
     (evaluate_policy.py replays it)"""
     run_dir: Optional[str] = None
     """where the TensorBoard log and summary.json go; default runs/<run name>"""
@@ -74,7 +74,7 @@ class Args:
 
     # Algorithm specific arguments
     env_id: str = ENV_ID
-    """the id of the environment (CLEVR-Robot only; Meta-World is lago_metaworld_continuous.py)"""
+    """the id of the environment (CLEVR-Robot only; Meta-World tasks: *_metaworld_continuous.py)"""
     total_timesteps: int = 200_000
     """total timesteps of the experiments"""
     learning_rate: float = 2.5e-4
@@ -440,7 +440,7 @@ if __name__ == "__main__":
                 with torch.no_grad():
                     final_values[step, torch.from_numpy(time_limited)] = agent.get_value(final_obs).flatten()
 
-            # success at any step of the episode, as Meta-World reports it (a CLEVR-Robot episode ends on success)
+            # success at any step of the episode (a CLEVR-Robot episode ends on success)
             step_success = infos["success"] if "success" in infos else np.zeros(args.num_envs)
             if "final_info" in infos:  # an env that just ended reports its new episode in `infos`, its last step here
                 step_success = np.where(infos["_final_info"], infos["final_info"]["success"], step_success)
@@ -538,15 +538,16 @@ if __name__ == "__main__":
                 entropy_loss = entropy.mean()
                 loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
 
-                # LaGO: + beta_t * KL(pi || prior), averaged over the minibatch states the prior was queried on
+                # LaGO: + beta_t * KL(pi || prior) (--guidance-kl forward: KL(prior || pi)), averaged over the
+                # minibatch states the prior was queried on
                 if beta > 0:
                     prior_probs = Categorical(logits=b_prior_logits[mb_inds])
                     if args.guidance_kl == "reverse":
                         kl = kl_divergence(newprobs, prior_probs)
                     else:
                         kl = kl_divergence(prior_probs, newprobs)
-                    mb_has_prior = b_has_prior[mb_inds].float()
-                    guidance_kl = (kl * mb_has_prior).sum() / mb_has_prior.sum().clamp(min=1)
+                    mb_has_prior = b_has_prior[mb_inds]
+                    guidance_kl = torch.where(mb_has_prior, kl, 0.0).sum() / mb_has_prior.sum().clamp(min=1)
                     loss = loss + beta * guidance_kl
 
                 if not torch.isfinite(loss):

@@ -15,7 +15,7 @@ queried once per rollout batch (the prompt is KV-cached) and only while `beta_t 
 outputs are stored beside the batch, so PPO's update epochs never call the LLM. The policy sees
 normalised observations, exactly as in `ppo_metaworld_continuous.py`: with `--guidance-coef 0`
 this file reproduces that file's run for the same seed. `diff ppo_metaworld_continuous.py
-lago_metaworld_continuous.py` is LaGO and nothing else; each block it adds starts with a `# LaGO` comment.
+lago_metaworld_continuous.py` is LaGO and nothing else; each block it adds carries a `# LaGO` comment.
 """
 
 from __future__ import annotations
@@ -471,7 +471,7 @@ if __name__ == "__main__":
                 with torch.no_grad():
                     final_values[step, torch.from_numpy(time_limited)] = agent.get_value(agent.obs_norm(final_obs)).flatten()
 
-            # success at any step of the episode, as Meta-World reports it (a CLEVR-Robot episode ends on success)
+            # success at any step of the episode, as Meta-World reports it
             step_success = infos["success"] if "success" in infos else np.zeros(args.num_envs)
             if "final_info" in infos:  # an env that just ended reports its new episode in `infos`, its last step here
                 step_success = np.where(infos["_final_info"], infos["final_info"]["success"], step_success)
@@ -574,15 +574,16 @@ if __name__ == "__main__":
                 entropy_loss = entropy.mean()
                 loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
 
-                # LaGO: + beta_t * KL(pi || prior), averaged over the minibatch states the prior was queried on
+                # LaGO: + beta_t * KL(pi || prior) (--guidance-kl forward: KL(prior || pi)), averaged over the
+                # minibatch states the prior was queried on
                 if beta > 0:
                     prior_probs = Normal(b_prior_mean[mb_inds], b_prior_std[mb_inds])
                     if args.guidance_kl == "reverse":
                         kl = kl_divergence(newprobs, prior_probs).sum(1)
                     else:
                         kl = kl_divergence(prior_probs, newprobs).sum(1)
-                    mb_has_prior = b_has_prior[mb_inds].float()
-                    guidance_kl = (kl * mb_has_prior).sum() / mb_has_prior.sum().clamp(min=1)
+                    mb_has_prior = b_has_prior[mb_inds]
+                    guidance_kl = torch.where(mb_has_prior, kl, 0.0).sum() / mb_has_prior.sum().clamp(min=1)
                     loss = loss + beta * guidance_kl
 
                 if not torch.isfinite(loss):

@@ -2,8 +2,9 @@
 
     python ppo_clevr_discrete.py --total-timesteps 200000
 
-CleanRL's `ppo.py`, with the same network, defaults and TensorBoard tags. Added: a
-goal-conditioned observation (ball positions + the 14-number goal encoding), periodic and final
+CleanRL's `ppo.py`, with its hyperparameters and TensorBoard tags; our defaults differ in 8 envs
+(CleanRL 4), hidden layers of 128 (64) and 200,000 steps (500,000). Added: a goal-conditioned
+observation (ball positions + the 14-number goal encoding), periodic and final
 greedy evaluation on the training goals (`eval/success_rate`, `eval/return`) and on held-out
 colour/relation pairs (`eval_test/*`), and `summary.json` in the run directory. An episode is a
 success if it succeeds at any step, in training logs and evaluations alike.
@@ -59,7 +60,7 @@ class Args:
     """whether to capture videos of the agent performances: the first episode of each evaluation and goal split, in
     <run-dir>/videos (needs offscreen OpenGL: MUJOCO_GL=egl or osmesa; skipped with a note where there is none)"""
     save_model: bool = False
-    """whether to save the policy and its observation statistics to <run-dir>/<exp-name>.cleanrl_model
+    """whether to save the policy to <run-dir>/<exp-name>.cleanrl_model
     (evaluate_policy.py replays it)"""
     run_dir: Optional[str] = None
     """where the TensorBoard log and summary.json go; default runs/<run name>"""
@@ -68,7 +69,7 @@ class Args:
 
     # Algorithm specific arguments
     env_id: str = ENV_ID
-    """the id of the environment (CLEVR-Robot only; Meta-World is lago_metaworld_continuous.py)"""
+    """the id of the environment (CLEVR-Robot only; Meta-World tasks: *_metaworld_continuous.py)"""
     total_timesteps: int = 200_000
     """total timesteps of the experiments"""
     learning_rate: float = 2.5e-4
@@ -371,7 +372,7 @@ if __name__ == "__main__":
                 with torch.no_grad():
                     final_values[step, torch.from_numpy(time_limited)] = agent.get_value(final_obs).flatten()
 
-            # success at any step of the episode, as Meta-World reports it (a CLEVR-Robot episode ends on success)
+            # success at any step of the episode (a CLEVR-Robot episode ends on success)
             step_success = infos["success"] if "success" in infos else np.zeros(args.num_envs)
             if "final_info" in infos:  # an env that just ended reports its new episode in `infos`, its last step here
                 step_success = np.where(infos["_final_info"], infos["final_info"]["success"], step_success)

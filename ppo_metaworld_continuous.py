@@ -402,7 +402,7 @@ if __name__ == "__main__":
                 with torch.no_grad():
                     final_values[step, torch.from_numpy(time_limited)] = agent.get_value(agent.obs_norm(final_obs)).flatten()
 
-            # success at any step of the episode, as Meta-World reports it (a CLEVR-Robot episode ends on success)
+            # success at any step of the episode, as Meta-World reports it
             step_success = infos["success"] if "success" in infos else np.zeros(args.num_envs)
             if "final_info" in infos:  # an env that just ended reports its new episode in `infos`, its last step here
                 step_success = np.where(infos["_final_info"], infos["final_info"]["success"], step_success)

@@ -26,7 +26,7 @@ from typing import Optional
 LOCK = "running.lock"
 # the revision of what the training scripts compute: bumped by any change that alters a run's numbers, so that
 # the grid never takes a summary of another revision for a run of this one (2: the guidance KL by
-# torch.distributions.kl_divergence, and the PPO baseline in one script per benchmark)
+# torch.distributions.kl_divergence, which rounds otherwise than revision 1's formulas)
 REVISION = 2
 RUN_FILES = ("summary.json", "events.out.tfevents.*")  # what a finished or started run leaves
 

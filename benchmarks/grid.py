@@ -22,7 +22,8 @@ log.txt beside it. benchmarks/report.py copies each finished summary.json into t
 results/<env>/summaries/.
 
 A run is finished when a summary.json of it, in its folder or archived, records exactly the
-planned settings (budget, evaluation episodes, every guidance flag, the prior's name). So an
+planned settings (budget, evaluation episodes, every guidance flag, the prior's name) and, for
+PPO and LaGO, the training scripts' current revision (rundir.REVISION). So an
 interrupted grid resumes by running the same command again, also on a fresh checkout, and a
 summary with other settings is never taken for the planned run: the grid stops and names the
 setting, rather than mix the two (give such a grid its own --out and --results, or a --label).

@@ -353,7 +353,8 @@ SCRIPT_PAIRS = (("CLEVR-Robot", "ppo_clevr_discrete.py", "lago_clevr_discrete.py
 
 def lago_hunks(ppo_script: str, lago_script: str, root: Path = ROOT) -> list[dict]:
     """What the LaGO script adds to its PPO script, past the module docstring: each block of added or changed lines
-    (first and last line, 1-based, in the LaGO script), its lines, and the text of its `# LaGO` marker (None: none)."""
+    (first and last line, 1-based, in the LaGO script), its lines, and the text of the `# LaGO` comment on its first
+    line (None: that line has none)."""
     import difflib
     import re
 
@@ -363,8 +364,8 @@ def lago_hunks(ppo_script: str, lago_script: str, root: Path = ROOT) -> list[dic
     for tag, _, _, start, end in difflib.SequenceMatcher(None, ppo, lago, autojunk=False).get_opcodes():
         if tag == "equal" or end <= docstring_end:
             continue
-        marks = [match.group(1).strip() for line in lago[start:end] if (match := re.search(r"# LaGO\b:?(.*)$", line))]
-        hunks.append({"first": start + 1, "last": end, "lines": end - start, "marker": marks[0] if marks else None})
+        match = re.search(r"# LaGO\b:?(.*)$", next(line for line in lago[start:end] if line.strip()))
+        hunks.append({"first": start + 1, "last": end, "lines": end - start, "marker": match and match.group(1).strip()})
     return hunks
 
 
@@ -381,7 +382,7 @@ def lago_diff_table(results: Path = RESULTS) -> str:
                 what = hunk["marker"].split(" (")[0].replace("|", "\\|")
                 blocks.setdefault(what, {})[benchmark] = f"[{span.replace('-', '–')}]({lago_script}#{span})"
         short = [h for h in hunks if h["lines"] < 3 or not h["marker"]]
-        blocks.setdefault("one or two lines each, marked `# LaGO`", {})[benchmark] = \
+        blocks.setdefault("the other lines, each block of them marked `# LaGO`", {})[benchmark] = \
             f"{sum(h['lines'] for h in short)} lines in {len(short)} places"
     lines = ["| what the block does (its `# LaGO` comment) | " + " | ".join(b for b, _, _ in SCRIPT_PAIRS) + " |",
              "| --- |" + " --- |" * len(SCRIPT_PAIRS)]

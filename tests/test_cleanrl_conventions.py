@@ -6,8 +6,12 @@ import json
 import re
 import subprocess
 import sys
+import textwrap
+import types
 
+import numpy as np
 import pytest
+import torch
 
 import lago_clevr_discrete
 import lago_metaworld_continuous
@@ -34,7 +38,7 @@ def runs(clevr_prior, metaworld_prior):
 @pytest.mark.parametrize("name", ["ppo_clevr_discrete.py", "ppo_metaworld_continuous.py", "lago_clevr_discrete.py",
                                   "lago_metaworld_continuous.py"])
 def test_a_saved_policy_replays_its_final_evaluation_exactly(tmp_path, clevr_prior, metaworld_prior, name):
-    script = name.split()[0]
+    script = name
     result = run_script(script, *runs(clevr_prior, metaworld_prior)[name], "--save-model", "--run-dir", str(tmp_path / "run"))
     assert result.returncode == 0, result.stderr[-3000:]
     model = tmp_path / "run" / f"{script.removesuffix('.py')}.cleanrl_model"
@@ -100,9 +104,9 @@ def test_capture_video_records_the_evaluation_episodes_or_says_why_not(tmp_path,
 def test_a_lago_script_is_its_ppo_script_plus_marked_lago_blocks(name, ppo_script, lago_script):
     hunks = lago_hunks(ppo_script, lago_script)
     unmarked = [f"{lago_script}:{h['first']}-{h['last']}" for h in hunks if h["marker"] is None]
-    assert not unmarked, f"lines that differ from {ppo_script} without a `# LaGO` comment"
+    assert not unmarked, f"blocks that differ from {ppo_script} without a `# LaGO` comment on their first line"
     kl_lines = [h for h in hunks if h["marker"] and h["marker"].startswith("+ beta_t * KL")]
-    assert len(kl_lines) == 1 and "kl_divergence" in (ROOT / lago_script).read_text()  # the guidance term, once
+    assert len(kl_lines) == 1  # the guidance term, in one place
 
 
 @pytest.mark.parametrize("script", ["ppo_clevr_discrete.py", "ppo_metaworld_continuous.py", "lago_clevr_discrete.py",
@@ -117,3 +121,45 @@ def test_help_shows_the_real_default_of_every_flag(script):
     steps = "200000" if "clevr" in script else "1000000"
     text = re.sub(r"[│\s]+", " ", result.stdout)  # the help box, unwrapped
     assert f"--total-timesteps INT total timesteps of the experiments (default: {steps})" in text
+
+
+def guidance_block(script: str) -> str:
+    """The lines of `script` that add the guidance term to the loss, as they stand in the update loop."""
+    lines = (ROOT / script).read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if "# LaGO: + beta_t * KL" in line)
+    end = next(i for i in range(start, len(lines)) if "loss = loss + beta * guidance_kl" in lines[i])
+    return textwrap.dedent("\n".join(lines[start : end + 1]))
+
+
+@pytest.mark.parametrize("direction", ["reverse", "forward"])
+@pytest.mark.parametrize("script", ["lago_clevr_discrete.py", "lago_metaworld_continuous.py"])
+def test_the_guidance_term_is_the_kl_in_its_direction_over_the_queried_states(script, direction):
+    """The guidance block of the script itself, run on a minibatch with known distributions, against the KL by hand."""
+    generator = torch.Generator().manual_seed(0)
+    mb_inds = np.array([5, 0, 7, 2, 3, 1])  # a minibatch of a batch of 8 states, shuffled
+    b_has_prior = torch.tensor([True, True, False, True, True, False, False, False])  # 0, 1, 3, 4 queried
+    namespace = {"torch": torch, "kl_divergence": torch.distributions.kl_divergence, "mb_inds": mb_inds,
+                 "b_has_prior": b_has_prior, "args": types.SimpleNamespace(guidance_kl=direction), "beta": 0.5,
+                 "loss": torch.tensor(1.0), "Categorical": torch.distributions.Categorical,
+                 "Normal": torch.distributions.Normal}
+    if "clevr" in script:
+        policy_logits, prior_logits = torch.randn(6, 40, generator=generator), torch.randn(8, 40, generator=generator) * 3
+        policy_logits[2, 0] = -200.0  # an action the policy never takes, in a state the prior was not queried on
+        namespace.update(newprobs=torch.distributions.Categorical(logits=policy_logits), b_prior_logits=prior_logits)
+        p, q = torch.log_softmax(policy_logits, -1), torch.log_softmax(prior_logits[mb_inds], -1)
+        reverse, forward = (p.exp() * (p - q)).sum(-1), (q.exp() * (q - p)).sum(-1)
+    else:
+        mean, std = torch.randn(6, 4, generator=generator), torch.rand(6, 4, generator=generator) + 0.1
+        prior_mean, prior_std = torch.randn(8, 4, generator=generator), torch.rand(8, 4, generator=generator) + 0.1
+        namespace.update(newprobs=torch.distributions.Normal(mean, std), b_prior_mean=prior_mean, b_prior_std=prior_std)
+        q_mean, q_std = prior_mean[mb_inds], prior_std[mb_inds]
+        reverse = (torch.log(q_std / std) + (std**2 + (mean - q_mean) ** 2) / (2 * q_std**2) - 0.5).sum(-1)
+        forward = (torch.log(std / q_std) + (q_std**2 + (mean - q_mean) ** 2) / (2 * std**2) - 0.5).sum(-1)
+    queried = b_has_prior[mb_inds]
+    expected = (reverse if direction == "reverse" else forward)[queried].mean()
+    exec(guidance_block(script), namespace)
+    torch.testing.assert_close(namespace["guidance_kl"], expected, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(namespace["loss"], 1.0 + 0.5 * expected, rtol=1e-4, atol=1e-5)
+    namespace.update(b_has_prior=torch.zeros(8, dtype=torch.bool), loss=torch.tensor(1.0))  # no state queried
+    exec(guidance_block(script), namespace)
+    assert namespace["guidance_kl"].item() == 0.0 and namespace["loss"].item() == 1.0
