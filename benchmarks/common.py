@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from finetune_prior import cpu_name  # noqa: E402,F401  (re-exported: the CPU of a timed run)
@@ -26,6 +27,12 @@ NOT_SETTINGS = frozenset({"run_dir", "overwrite", "cuda", "prior_device", "devic
                           "batch_size", "minibatch_size", "num_iterations", "async_envs",
                           "track", "wandb_project_name", "wandb_entity", "capture_video", "save_model"})
 PER_RUN = frozenset({"seed", "env_id", "task", "tasks"})  # what tells apart the runs of one method
+
+
+def training_revision(summary: dict, method: str) -> Optional[int]:
+    """The revision of the training scripts (rundir.REVISION) that a PPO or LaGO run of the grid's `method` ran
+    with, 1 where the summary predates the record; None for the prior alone, which no training script runs."""
+    return None if method.startswith("prior-alone-") else summary.get("revision", 1)
 
 
 def run_settings(args: dict) -> dict:

@@ -55,7 +55,7 @@ import tyro
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.common import run_settings, setting_differences  # noqa: E402
+from benchmarks.common import run_settings, setting_differences, training_revision  # noqa: E402
 from rundir import REVISION, acquire, holder  # noqa: E402
 
 
@@ -161,9 +161,10 @@ class Run:
         for path in self.summaries():
             summary = json.loads(path.read_text())
             differences = setting_differences(self.settings, run_settings(summary["args"]))
-            if not self.method.startswith("prior-alone-") and summary.get("revision") != REVISION:
-                differences.insert(0, f"the training scripts' revision {summary.get('revision', '1 (not recorded)')}, "
-                                      f"not {REVISION}")
+            revision = training_revision(summary, self.method)
+            if revision not in (None, REVISION):
+                recorded = revision if "revision" in summary else f"{revision} (not recorded)"
+                differences.insert(0, f"the training scripts' revision {recorded}, not {REVISION}")
             if differences:
                 return f"{path} holds a run with {'; '.join(differences)}"
         return None

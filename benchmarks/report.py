@@ -39,7 +39,7 @@ import tyro
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.common import PER_RUN, run_settings, setting_differences  # noqa: E402
+from benchmarks.common import PER_RUN, run_settings, setting_differences, training_revision  # noqa: E402
 SPLITS = ("train", "test")  # training goals, held-out goals (Meta-World: goal positions of another env seed)
 GOAL_NAMES = {"train": "train goal positions", "test": "held-out goal positions"}  # Meta-World's, in the plot
 ALL_TASKS = "all tasks"
@@ -85,7 +85,8 @@ def method_settings(runs: list[dict]) -> dict[str, dict]:
     them: runs of different budgets, evaluations, guidance or priors under one name are refused, not averaged."""
     settings: dict[str, dict] = {}
     first: dict[str, Path] = {}
-    revisions = {run.get("revision", 1): run["path"] for run in runs if not run["grid_method"].startswith("prior-alone-")}
+    revisions = {revision: run["path"] for run in runs
+                 if (revision := training_revision(run, run["grid_method"])) is not None}
     if len(revisions) > 1:
         raise SystemExit(f"report.py: error: runs of different revisions of the training scripts "
                          f"({', '.join(f'{r} in {p}' for r, p in sorted(revisions.items()))}) cannot be compared; "

@@ -85,13 +85,13 @@ def main(args: Args) -> dict:
               "--eval-episodes", str(args.eval_episodes), "--eval-interval", str(total_timesteps)]
     env = [] if args.env == "clevr" else ["--task", args.task]
     ppo_runs, lago_runs = [], []
-    both = shlex.split(args.both_args)
+    both, lago_flags = shlex.split(args.both_args), shlex.split(args.lago_args)
     with tempfile.TemporaryDirectory(prefix="stage2_speed_") as tmp:
         for round_index in range(args.repeats):
             ppo_runs.append(timed_run(ppo_script, Path(tmp) / f"ppo{round_index}", [*common, *env, *both],
                                       args.threads))
             lago_runs.append(timed_run(lago_script, Path(tmp) / f"lago{round_index}",
-                                       [*common, *env, "--prior-path", prior_path, *both, *shlex.split(args.lago_args)],
+                                       [*common, *env, "--prior-path", prior_path, *both, *lago_flags],
                                        args.threads))
 
     def median(runs: list[dict], key: str) -> float:
