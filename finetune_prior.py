@@ -217,8 +217,12 @@ def _part_paths(alias: str, weights: GGUFWeights) -> list[Path]:
     return paths
 
 
-def _converted_gguf(alias: str, weights: GGUFWeights) -> Path:
-    """Directory with the GGUF weights converted to safetensors (bf16); converted on first use."""
+def converted_weights(alias: str) -> Path:
+    """Directory with the weights of LLM alias `alias` converted to safetensors (bf16), converted on first use.
+
+    Raises PriorError, with the install command, when the alias's weights package is missing.
+    """
+    weights = LLM_ALIASES[alias]
     target = cache_dir() / "llm" / alias
     if (target / "config.json").is_file():
         return target
@@ -285,7 +289,7 @@ def load_llm(name: str, init: str = "pretrained", seed: int = 1) -> tuple[nn.Mod
         torch.manual_seed(seed)
         return AutoModel.from_config(_random_llm_config(name)).float(), ByteTokenizer()
     if name in LLM_ALIASES:
-        source: str | Path = _converted_gguf(name, LLM_ALIASES[name])
+        source: str | Path = converted_weights(name)
     else:
         source = name
     try:

@@ -22,7 +22,6 @@ numbers are those of the GPU path: 100,000 states/s at batch 16,384, LaGO at mos
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sys
@@ -62,7 +61,7 @@ def pick_llm(quick: bool) -> tuple[str, str]:
     if quick:
         return "tiny-random", "random (the tests' tiny LLM)"
     try:  # the weights converted (once) without building the model: the timed parts load it themselves
-        finetune_prior._converted_gguf("smollm2-135m", finetune_prior.LLM_ALIASES["smollm2-135m"])
+        finetune_prior.converted_weights("smollm2-135m")
         return "smollm2-135m", "pretrained"
     except finetune_prior.PriorError as error:
         print(f"no SmolLM2 weights here ({error}); timing its architecture with random weights", flush=True)
