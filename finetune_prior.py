@@ -571,47 +571,43 @@ class FrozenPrior:
         self.model, self.config, self.device, self.max_batch = model, config, device, max_batch
         self.discrete = model.discrete
         self.dtype = next(model.llm.parameters()).dtype  # the LLM's precision (bf16 where native, else fp32)
-        self._prefix_cache: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self._bank: list[tuple[torch.Tensor, torch.Tensor]] = []  # every cached prefix, left-padded, stacked
-        self._bank_index: dict[str, int] = {}
-        self._bank_lengths = torch.zeros(0, dtype=torch.long)
+        self._bank_index: dict[str, int] = {}  # text -> its row in the bank
+        self._bank_lengths = torch.zeros(0, dtype=torch.long, device=device)
 
     def _compute_prefixes(self, texts: Sequence[str]) -> None:
-        """Keys and values of every layer for the prompts of `texts`, in one right-padded forward.
+        """Add the keys and values of every layer for the prompts of `texts` (new, distinct) to the bank.
 
-        Causal attention never lets a prompt token see the padding after it, so each prompt's
-        keys and values are those of a forward on the prompt alone.
+        The bank holds every cached prefix left-padded to the longest and stacked, one tensor per
+        layer for keys and one for values, so that a batch of mixed texts only gathers rows. The new
+        prompts go through the LLM in one right-padded forward (causal attention never lets a prompt
+        token see the padding after it, so each prompt's keys and values are those of a forward on
+        the prompt alone), are shifted to the left padding with one gather per tensor and appended:
+        a few tensor operations per layer, however many texts are new.
         """
         llm = self.model.llm
         prompts = [self.model.prompt_ids(text) for text in texts]
-        ids = torch.zeros(len(prompts), max(len(p) for p in prompts), dtype=torch.long, device=self.device)
+        lengths = torch.tensor([len(prompt) for prompt in prompts], device=self.device)
+        width = int(lengths.max())
+        ids = torch.zeros(len(prompts), width, dtype=torch.long, device=self.device)
         for row, prompt in enumerate(prompts):
             ids[row, : len(prompt)] = torch.tensor(prompt, device=self.device)
         out = llm(inputs_embeds=llm.get_input_embeddings()(ids), use_cache=True)
-        for row, (text, prompt) in enumerate(zip(texts, prompts)):
-            self._prefix_cache[text] = [(layer.keys[row : row + 1, :, : len(prompt)].clone(),
-                                         layer.values[row : row + 1, :, : len(prompt)].clone()) for layer in out.cache.layers]
-        # the bank: all prefixes left-padded to the longest and stacked, so that a mixed batch only gathers rows
-        order = list(self._prefix_cache)
-        self._bank_index = {text: i for i, text in enumerate(order)}
-        self._bank_lengths = torch.tensor([self._prefix_cache[t][0][0].shape[2] for t in order], device=self.device)
-        longest, self._bank = int(self._bank_lengths.max()), []
-        for layer_index in range(len(out.cache.layers)):
-            padded = []
-            for tensor_index in (0, 1):  # keys, values
-                first = self._prefix_cache[order[0]][layer_index][tensor_index]
-                stacked = first.new_zeros(len(order), first.shape[1], longest, first.shape[3])
-                for i, text in enumerate(order):
-                    tensor = self._prefix_cache[text][layer_index][tensor_index]
-                    stacked[i, :, longest - tensor.shape[2]:] = tensor[0]
-                padded.append(stacked)
-            self._bank.append(tuple(padded))
-
-    def _prefix(self, text: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Keys and values of every layer for the prompt of `text` (computed once per text)."""
-        if text not in self._prefix_cache:
-            self._compute_prefixes([text])
-        return self._prefix_cache[text]
+        source = torch.arange(width, device=self.device) - (width - lengths)[:, None]  # left column -> right column
+        padding = (source < 0)[:, None, :, None]
+        source = source.clamp(min=0)[:, None, :, None]
+        longest = max(width, self._bank[0][0].shape[2] if self._bank else 0)
+        bank = []
+        for layer_index, layer in enumerate(out.cache.layers):
+            stacked = []
+            for tensor_index, tensor in enumerate((layer.keys, layer.values)):
+                new = tensor.gather(2, source.expand(-1, tensor.shape[1], -1, tensor.shape[3])).masked_fill(padding, 0)
+                parts = [self._bank[layer_index][tensor_index], new] if self._bank else [new]
+                stacked.append(torch.cat([F.pad(part, (0, 0, longest - part.shape[2], 0)) for part in parts]))
+            bank.append(tuple(stacked))
+        self._bank = bank
+        self._bank_index.update({text: len(self._bank_index) + i for i, text in enumerate(texts)})
+        self._bank_lengths = torch.cat([self._bank_lengths, lengths])
 
     def _cached_hidden(self, obs: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
         """Only the state tokens go through the LLM; they attend to their text's cached prefix.
@@ -623,14 +619,17 @@ class FrozenPrior:
 
         llm = self.model.llm
         distinct = list(dict.fromkeys(texts))
-        missing = [text for text in distinct if text not in self._prefix_cache]
+        missing = [text for text in distinct if text not in self._bank_index]
         if missing:
             self._compute_prefixes(missing)
         batch, k = len(obs), self.model.state_tokens
         cache = DynamicCache(config=llm.config)
         if len(distinct) == 1:
-            for layer, (keys, values) in zip(cache.layers, self._prefix_cache[distinct[0]]):
-                layer.update(keys.expand(batch, -1, -1, -1), values.expand(batch, -1, -1, -1))
+            row = self._bank_index[distinct[0]]
+            start = self._bank[0][0].shape[2] - int(self._bank_lengths[row])  # the prefix without its padding
+            for layer, (keys, values) in zip(cache.layers, self._bank):
+                layer.update(keys[row : row + 1, :, start:].expand(batch, -1, -1, -1),
+                             values[row : row + 1, :, start:].expand(batch, -1, -1, -1))
             out = llm(inputs_embeds=self.model.state_embeddings(obs), cache=cache, use_cache=True)
             return out.last_hidden_state[:, -1].float()
         which = torch.tensor([self._bank_index[text] for text in texts], device=self.device)

@@ -64,6 +64,31 @@ def test_prefix_cache_equals_the_uncached_forward(clevr_prior):
     torch.testing.assert_close(cached, single, rtol=1e-4, atol=1e-5)
 
 
+def test_prefixes_added_over_several_calls_give_what_one_call_gives(clevr_prior):
+    """The bank grows by appending: texts first met in later, longer batches re-pad the earlier ones.
+
+    (Not bit for bit: a prompt's keys and values are computed in a batch of another shape.)
+    """
+    env = CLEVRRobotEnv(instructions="paraphrase", goal_split="all")
+    obs, texts = [], []
+    for seed in range(16):
+        o, info = env.reset(seed=seed)
+        obs.append(o)
+        texts.append(info["goal_text"])
+    obs = np.stack(obs)
+    order = np.argsort([len(text) for text in texts])  # shortest first, so each new batch has longer prompts
+    at_once = load_prior(clevr_prior, dtype=torch.float32)
+    grown = load_prior(clevr_prior, dtype=torch.float32)
+    for group in (order[:4], order[4:5], order[5:11]):
+        grown(obs[group], [texts[i] for i in group])
+    seen = {texts[i] for i in order[:11]}
+    assert set(grown._bank_index) == seen and grown._bank[0][0].shape[0] == len(seen) > 5
+    for rows in (order, order[-1:], order[:1]):  # mixed texts, and the single-text path at both ends
+        batch = [texts[i] for i in rows]
+        torch.testing.assert_close(grown(obs[rows], batch), at_once(obs[rows], batch), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grown(obs, texts), grown(obs, texts, use_cache=False), rtol=1e-4, atol=1e-5)
+
+
 def test_continuous_prior_is_a_gaussian_with_a_std_floor(metaworld_prior):
     env = make_metaworld_env("reach-v3", seed=0)
     prior = load_prior(metaworld_prior, env)  # default: bf16 LLM, as in stage 2
