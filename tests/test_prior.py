@@ -47,15 +47,16 @@ def test_training_moves_the_loss(tmp_path_factory, clevr_prior):
     assert config["val_metrics"]["nll"] != pytest.approx(untrained["val_metrics"]["nll"], abs=1e-4)
 
 
+def paraphrased_states(count: int, **env_kwargs) -> tuple[np.ndarray, list[str]]:
+    """The first observation and goal text of CLEVR-Robot episodes with seeds 0 .. count-1, paraphrased."""
+    env = CLEVRRobotEnv(instructions="paraphrase", **env_kwargs)
+    resets = [env.reset(seed=seed) for seed in range(count)]
+    return np.stack([obs for obs, _ in resets]), [info["goal_text"] for _, info in resets]
+
+
 def test_prefix_cache_equals_the_uncached_forward(clevr_prior):
     prior = load_prior(clevr_prior, dtype=torch.float32)
-    env = CLEVRRobotEnv(instructions="paraphrase")  # texts of different lengths: padding matters
-    obs, texts = [], []
-    for seed in range(12):
-        o, info = env.reset(seed=seed)
-        obs.append(o)
-        texts.append(info["goal_text"])
-    obs = np.stack(obs)
+    obs, texts = paraphrased_states(12)  # texts of different lengths: padding matters
     cached, uncached = prior(obs, texts, use_cache=True), prior(obs, texts, use_cache=False)
     assert cached.shape == (12, 40)
     torch.testing.assert_close(cached, uncached, rtol=1e-4, atol=1e-5)
@@ -69,13 +70,7 @@ def test_prefixes_added_over_several_calls_give_what_one_call_gives(clevr_prior)
 
     (Not bit for bit: a prompt's keys and values are computed in a batch of another shape.)
     """
-    env = CLEVRRobotEnv(instructions="paraphrase", goal_split="all")
-    obs, texts = [], []
-    for seed in range(16):
-        o, info = env.reset(seed=seed)
-        obs.append(o)
-        texts.append(info["goal_text"])
-    obs = np.stack(obs)
+    obs, texts = paraphrased_states(16, goal_split="all")
     order = np.argsort([len(text) for text in texts])  # shortest first, so each new batch has longer prompts
     at_once = load_prior(clevr_prior, dtype=torch.float32)
     grown = load_prior(clevr_prior, dtype=torch.float32)
