@@ -567,8 +567,10 @@ class FrozenPrior:
 
     path = "(not loaded from a checkpoint)"  # load_prior sets the checkpoint's path, for error messages
 
-    def __init__(self, model: LatentActionPrior, config: dict[str, Any], device: torch.device, max_batch: int = 512):
+    def __init__(self, model: LatentActionPrior, config: dict[str, Any], device: torch.device, max_batch: int = 512,
+                 states_per_row: int = 1):
         self.model, self.config, self.device, self.max_batch = model, config, device, max_batch
+        self.states_per_row = states_per_row  # >1: states of one instruction share an LLM row (_shared_row_hidden)
         self.discrete = model.discrete
         self.dtype = next(model.llm.parameters()).dtype  # the LLM's precision (bf16 where native, else fp32)
         self._bank: list[tuple[torch.Tensor, torch.Tensor]] = []  # every cached prefix, left-padded, stacked
@@ -645,12 +647,61 @@ class FrozenPrior:
                   cache=cache, use_cache=True)
         return out.last_hidden_state[:, -1].float()
 
+    def _shared_row_hidden(self, obs: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
+        """As `_cached_hidden`, but up to `states_per_row` states of one instruction share one LLM row.
+
+        Their state tokens lie side by side after a single copy of the instruction's cached prefix,
+        and a block mask lets each state's tokens attend only to the prefix and to that state's own
+        earlier tokens, with positions continuing from the prefix for every state. The result is
+        that of one row per state, but a batch with few distinct instructions copies far fewer
+        prefix keys and values (one per row instead of one per state). A row's unused slots are
+        zeros that attend to themselves and are dropped.
+        """
+        from transformers import DynamicCache
+
+        llm = self.model.llm
+        missing = [text for text in dict.fromkeys(texts) if text not in self._bank_index]
+        if missing:
+            self._compute_prefixes(missing)
+        batch, k, device = len(obs), self.model.state_tokens, self.device
+        which = torch.tensor([self._bank_index[text] for text in texts], device=device)
+        order = torch.argsort(which, stable=True)  # states grouped by instruction
+        _, counts = torch.unique_consecutive(which[order], return_counts=True)
+        per_row = min(self.states_per_row, int(counts.max()))
+        rank = torch.arange(batch, device=device) - torch.repeat_interleave(counts.cumsum(0) - counts, counts)
+        rows_per_text = (counts + per_row - 1) // per_row
+        row = torch.repeat_interleave(rows_per_text.cumsum(0) - rows_per_text, counts) + rank // per_row
+        slot = rank % per_row
+        row_text = torch.empty(int(rows_per_text.sum()), dtype=torch.long, device=device)
+        row_text[row] = which[order]
+        row_lengths = self._bank_lengths[row_text]
+        longest = int(row_lengths.max())
+        start = self._bank[0][0].shape[2] - longest
+        cache = DynamicCache(config=llm.config)
+        for layer, (keys, values) in zip(cache.layers, self._bank):
+            layer.update(keys[row_text, :, start:], values[row_text, :, start:])
+        embeddings = self.model.state_embeddings(obs[order])  # (batch, k, hidden)
+        inputs = embeddings.new_zeros(len(row_text), per_row * k, embeddings.shape[-1])
+        columns = slot[:, None] * k + torch.arange(k, device=device)
+        inputs[row[:, None], columns] = embeddings
+        token = torch.arange(per_row * k, device=device)
+        positions = row_lengths[:, None] + token % k
+        own = (token[:, None] // k == token // k) & (token <= token[:, None])  # same state, not later
+        prefix = torch.arange(longest, device=device) >= (longest - row_lengths)[:, None]  # not padding
+        mask = torch.cat([prefix[:, None, :].expand(-1, per_row * k, -1), own.expand(len(row_text), -1, -1)], dim=2)
+        out = llm(inputs_embeds=inputs, attention_mask=mask[:, None], position_ids=positions, cache=cache, use_cache=True)
+        hidden = torch.empty(batch, out.last_hidden_state.shape[-1], device=device)
+        hidden[order] = out.last_hidden_state[row, slot * k + k - 1].float()
+        return hidden
+
     @torch.no_grad()
     def hidden(self, obs, texts: Sequence[str], use_cache: bool = True) -> torch.Tensor:
         obs = obs if isinstance(obs, torch.Tensor) else np.asarray(obs)
         obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(len(texts), -1)
         hidden = torch.empty(len(texts), hidden_size(self.model.llm), device=self.device)
-        forward = self._cached_hidden if use_cache else self.model.last_hidden
+        forward = self.model.last_hidden
+        if use_cache:
+            forward = self._shared_row_hidden if self.states_per_row > 1 else self._cached_hidden
         for start in range(0, len(texts), self.max_batch):
             rows = slice(start, start + self.max_batch)
             hidden[rows] = forward(obs[rows], texts[rows])

@@ -44,6 +44,8 @@ class Args:
     """timed calls of each path (the best is reported)"""
     max_batch: int = 512
     """states per LLM forward inside one call (FrozenPrior's chunks; the batch for one pass)"""
+    states_per_row: int = 1
+    """states of one instruction that share an LLM row behind one copy of its prefix (FrozenPrior.states_per_row)"""
     device: str = "auto"
     """`auto`, `cpu` or `cuda`"""
     json: Optional[str] = None
@@ -69,9 +71,9 @@ def best_time(call, repeats: int) -> float:
 
 
 def main(args: Args) -> dict:
-    if min(args.batch, args.distinct_texts, args.repeats, args.state_tokens, args.max_batch) <= 0:
-        raise SystemExit("prior_speed.py: error: --batch, --distinct-texts, --repeats, --state-tokens and --max-batch "
-                         "must be positive")
+    if min(args.batch, args.distinct_texts, args.repeats, args.state_tokens, args.max_batch, args.states_per_row) <= 0:
+        raise SystemExit("prior_speed.py: error: --batch, --distinct-texts, --repeats, --state-tokens, --max-batch and "
+                         "--states-per-row must be positive")
     device = resolve_device(args.device)
     if args.prior_path:
         prior = load_prior(args.prior_path, device=args.device)
@@ -82,11 +84,13 @@ def main(args: Args) -> dict:
                                   args.state_tokens, np.zeros(OBS_DIM), np.ones(OBS_DIM))
         prior = freeze(model, {"action_space": {"type": "discrete", "n": NUM_ACTIONS}}, device)
         label = args.llm
-    prior.max_batch = args.max_batch
+    prior.max_batch, prior.states_per_row = args.max_batch, args.states_per_row
     obs, texts = sample_batch(args.batch, args.distinct_texts)
     print(f"{label}: batch {args.batch}, {len(set(texts))} distinct texts, {torch.get_num_threads()} threads, "
           f"device {device}, LLM dtype {prior.model.llm.dtype}", flush=True)
 
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     prior(obs[:1], ["Warm up the device."])  # one state of another text: a GPU's one-time start-up is not the prefixes' cost
     start = time.perf_counter()
     prior(obs, texts, use_cache=True)
@@ -96,6 +100,8 @@ def main(args: Args) -> dict:
     results = {
         "llm": label, "batch": args.batch, "distinct_texts": len(set(texts)), "device": str(device), "cpu": cpu_name(),
         "threads": torch.get_num_threads(), "dtype": str(prior.model.llm.dtype), "max_batch": args.max_batch,
+        "states_per_row": args.states_per_row,
+        "peak_gpu_memory_gb": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
         "cached_states_per_second": args.batch / cached,
         "cached_first_call_states_per_second": args.batch / first_cached,
         "uncached_states_per_second": args.batch / uncached,

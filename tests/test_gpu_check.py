@@ -16,8 +16,12 @@ def test_the_quick_gpu_check_writes_every_part(tmp_path):
     report = json.loads(out.read_text())
     assert report["done"] and report["quick"] and report["llm"] == "tiny-random" and report["machine"]["cores"] >= 1
     assert report["finetune"]["steps"] == 4 and report["finetune"]["steps_per_second"] > 0
-    assert [(p["batch"], p["max_batch"]) for p in report["prior"]] == [(64, 512), (64, 64)]
+    assert [(p["batch"], p["max_batch"], p["states_per_row"]) for p in report["prior"]] == [(64, 512, 1), (64, 64, 1),
+                                                                                           (64, 64, 64)]
     assert all(p["cached_states_per_second"] > 0 for p in report["prior"])
+    parts = [report["finetune"], *report["prior"], *report["stage2"].values()]
+    assert not [part["error"] for part in parts if "error" in part]
+    assert all(part["gpu_utilisation_percent"] is None for part in parts)  # no GPU here
     assert list(report["stage2"]) == ["clevr, default devices", "metaworld, default devices"]  # no GPU: one placement
     for stage2 in report["stage2"].values():
         assert stage2["ppo_seconds"] > 0 and stage2["lago_settings"]["prior_fraction"] == 1.0  # every state queried

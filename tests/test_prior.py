@@ -84,6 +84,24 @@ def test_prefixes_added_over_several_calls_give_what_one_call_gives(clevr_prior)
     torch.testing.assert_close(grown(obs, texts), grown(obs, texts, use_cache=False), rtol=1e-4, atol=1e-5)
 
 
+def test_states_sharing_llm_rows_give_what_one_row_per_state_gives(clevr_prior):
+    """States of one instruction side by side in an LLM row, behind one copy of its prefix: the block mask keeps
+    them apart, so each gets what it gets alone; groups that fill rows, leave partial rows, or hold one state."""
+    obs, texts = paraphrased_states(20, goal_split="all")
+    rng = np.random.default_rng(0)
+    rows = rng.permutation(np.concatenate([np.full(11, 0), np.full(4, 1), [2], np.full(7, 3)]))
+    obs = obs[rng.integers(len(obs), size=len(rows))] + rng.normal(0, 0.1, (len(rows), obs.shape[1])).astype(np.float32)
+    batch = [texts[i] for i in rows]
+    per_state = load_prior(clevr_prior, dtype=torch.float32)
+    expected = per_state(obs, batch)
+    for states_per_row in (4, 64):  # rows of 4 (full and partial), and one row per instruction
+        shared = load_prior(clevr_prior, dtype=torch.float32)
+        shared.states_per_row = states_per_row
+        torch.testing.assert_close(shared(obs, batch), expected, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(shared(obs[:1], batch[:1]), expected[:1], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(expected, per_state(obs, batch, use_cache=False), rtol=1e-4, atol=1e-5)
+
+
 def test_continuous_prior_is_a_gaussian_with_a_std_floor(metaworld_prior):
     env = make_metaworld_env("reach-v3", seed=0)
     prior = load_prior(metaworld_prior, env)  # default: bf16 LLM, as in stage 2
