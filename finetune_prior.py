@@ -567,10 +567,16 @@ class FrozenPrior:
 
     path = "(not loaded from a checkpoint)"  # load_prior sets the checkpoint's path, for error messages
 
-    def __init__(self, model: LatentActionPrior, config: dict[str, Any], device: torch.device, max_batch: int = 512,
-                 states_per_row: int = 1):
-        self.model, self.config, self.device, self.max_batch = model, config, device, max_batch
-        self.states_per_row = states_per_row  # >1: states of one instruction share an LLM row (_shared_row_hidden)
+    def __init__(self, model: LatentActionPrior, config: dict[str, Any], device: torch.device,
+                 max_batch: int | None = None, states_per_row: int | None = None):
+        """`max_batch`: states per LLM forward; `states_per_row` > 1: states of one instruction share an LLM row
+        (`_shared_row_hidden`). By default 16,384 and 64 on a GPU, where on an H100 they gave 117,000 cached states/s
+        at a batch of 16,384 (SmolLM2-135M) against 21,000 with 512 and 1; 512 and 1 on a CPU, where sharing rows
+        gains nothing and where the committed results were made."""
+        self.model, self.config, self.device = model, config, device
+        gpu = device.type == "cuda"
+        self.max_batch = max_batch or (16_384 if gpu else 512)
+        self.states_per_row = states_per_row or (64 if gpu else 1)
         self.discrete = model.discrete
         self.dtype = next(model.llm.parameters()).dtype  # the LLM's precision (bf16 where native, else fp32)
         self._bank: list[tuple[torch.Tensor, torch.Tensor]] = []  # every cached prefix, left-padded, stacked

@@ -11,9 +11,9 @@ What it measures, in this order, writing the JSON after each part (a cut-off run
    64 states of an instruction sharing an LLM row behind one copy of its prefix;
 3. PPO against LaGO querying every state: `benchmarks/stage2_speed.py` on CLEVR-Robot
    (51,200 steps) and on Meta-World (`drawer-close-v3`, 4,096 steps), each script with its
-   defaults (`--cuda`: the policy on the GPU, the prior on it too) and, on a GPU, with the policy
-   on the CPU (`--no-cuda`, LaGO's prior on the GPU: `--prior-device cuda`); on Meta-World also
-   with 16 envs in subprocesses (`--num-envs 16 --num-steps 128 --async-envs`).
+   defaults (the policy on the CPU, the prior on the GPU where there is one) and, on a GPU, with
+   the policy on it too (`--cuda`); on Meta-World also with 16 envs in subprocesses
+   (`--num-envs 16 --num-steps 128 --async-envs`).
 
 The LLM is SmolLM2-135M where its weights are installed, else `smollm2-135m-arch`: its
 architecture with random weights (the same cost per state; a byte tokenizer, so the cached
@@ -168,9 +168,9 @@ def main(args: Args) -> dict:
                 save("prior", speeds)
 
         print("== PPO against LaGO, every state queried", flush=True)
-        placements = [("default devices", "", "")]  # the scripts' own: policy and prior on the GPU where there is one
+        placements = [("default devices", "", "")]  # the scripts' own: the policy on the CPU, the prior on a GPU
         if torch.cuda.is_available():
-            placements.append(("policy on the CPU", "--no-cuda", "--prior-device cuda"))
+            placements.append(("policy on the GPU", "--cuda", ""))
         runs = [(env, *placement) for env in ("clevr", "metaworld") for placement in placements]
         if not args.quick:  # Meta-World on every core: 16 envs in subprocesses, the same 2048 steps per rollout
             runs.append(("metaworld", "16 envs in subprocesses", "--num-envs 16 --num-steps 128 --async-envs", ""))
