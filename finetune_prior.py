@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional, Sequence
@@ -569,10 +570,11 @@ class FrozenPrior:
 
     def __init__(self, model: LatentActionPrior, config: dict[str, Any], device: torch.device,
                  max_batch: int | None = None, states_per_row: int | None = None):
-        """`max_batch`: states per LLM forward; `states_per_row` > 1: states of one instruction share an LLM row
-        (`_shared_row_hidden`). By default 16,384 and 64 on a GPU, where on an H100 they gave 117,000 cached states/s
-        at a batch of 16,384 (SmolLM2-135M) against 21,000 with 512 and 1; 512 and 1 on a CPU, where sharing rows
-        gains nothing and where the committed results were made."""
+        """`max_batch`: states per LLM forward; `states_per_row` > 1: up to that many states of one instruction may
+        share an LLM row (`_row_width` picks how many, `_shared_row_hidden`). By default 16,384 and 64 on a GPU, where
+        on an H100 they gave 117,000 cached states/s at a batch of 16,384 (SmolLM2-135M, 64 instructions) against
+        21,000 with 512 and 1; 512 and 1 on a CPU, where sharing rows gains nothing and the committed results were
+        made."""
         self.model, self.config, self.device = model, config, device
         gpu = device.type == "cuda"
         self.max_batch = max_batch or (16_384 if gpu else 512)
@@ -653,8 +655,27 @@ class FrozenPrior:
                   cache=cache, use_cache=True)
         return out.last_hidden_state[:, -1].float()
 
-    def _shared_row_hidden(self, obs: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
-        """As `_cached_hidden`, but up to `states_per_row` states of one instruction share one LLM row.
+    # what copying one prefix token into a row costs against running one state token through the LLM: on an H100,
+    # SmolLM2-135M took 28.9 us per state with a row each (72 prefix tokens copied) and 8.5 us with rows shared by 64
+    PREFIX_TOKEN_COST = 0.125
+
+    def _row_width(self, texts: Sequence[str]) -> int:
+        """How many states of one instruction share an LLM row: the width (1, 2, 4, ... up to `states_per_row`) with
+        the least work, counting each row's state slots (a partly filled row computes its empty slots too) and the
+        prefix tokens copied once per row. Many states per instruction give wide rows; few, one row per state."""
+        counts = Counter(texts).values()
+        prefix = max(len(self.model.prompt_ids(text)) for text in set(texts))
+        widths = sorted({2**i for i in range(self.states_per_row.bit_length()) if 2**i <= self.states_per_row}
+                        | {self.states_per_row})
+
+        def cost(width: int) -> float:
+            rows = sum(-(-count // width) for count in counts)
+            return rows * (width * self.model.state_tokens + self.PREFIX_TOKEN_COST * prefix)
+
+        return min(widths, key=cost)
+
+    def _shared_row_hidden(self, obs: torch.Tensor, texts: Sequence[str], per_row: int) -> torch.Tensor:
+        """As `_cached_hidden`, but up to `per_row` states of one instruction share one LLM row.
 
         Their state tokens lie side by side after a single copy of the instruction's cached prefix,
         and a block mask lets each state's tokens attend only to the prefix and to that state's own
@@ -673,7 +694,7 @@ class FrozenPrior:
         which = torch.tensor([self._bank_index[text] for text in texts], device=device)
         order = torch.argsort(which, stable=True)  # states grouped by instruction
         _, counts = torch.unique_consecutive(which[order], return_counts=True)
-        per_row = min(self.states_per_row, int(counts.max()))
+        per_row = min(per_row, int(counts.max()))
         rank = torch.arange(batch, device=device) - torch.repeat_interleave(counts.cumsum(0) - counts, counts)
         rows_per_text = (counts + per_row - 1) // per_row
         row = torch.repeat_interleave(rows_per_text.cumsum(0) - rows_per_text, counts) + rank // per_row
@@ -705,12 +726,13 @@ class FrozenPrior:
         obs = obs if isinstance(obs, torch.Tensor) else np.asarray(obs)
         obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(len(texts), -1)
         hidden = torch.empty(len(texts), hidden_size(self.model.llm), device=self.device)
-        forward = self.model.last_hidden
-        if use_cache:
-            forward = self._shared_row_hidden if self.states_per_row > 1 else self._cached_hidden
         for start in range(0, len(texts), self.max_batch):
             rows = slice(start, start + self.max_batch)
-            hidden[rows] = forward(obs[rows], texts[rows])
+            width = self._row_width(texts[rows]) if use_cache and self.states_per_row > 1 else 1
+            if width > 1:
+                hidden[rows] = self._shared_row_hidden(obs[rows], texts[rows], width)
+            else:
+                hidden[rows] = (self._cached_hidden if use_cache else self.model.last_hidden)(obs[rows], texts[rows])
         return hidden
 
     @torch.no_grad()

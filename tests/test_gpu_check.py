@@ -29,6 +29,19 @@ def test_the_quick_gpu_check_writes_every_part(tmp_path):
     assert report["targets"] == {"prior_states_per_second_at_16384": 100_000, "lago_over_ppo": 1.1}
 
 
+def test_the_quick_defaults_check_writes_every_part(tmp_path):
+    result = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check_defaults.sh"), str(tmp_path)], capture_output=True,
+                            text=True, timeout=900, env={**os.environ, "QUICK": "1", "OMP_NUM_THREADS": "2",
+                                                         "WHEELS": str(tmp_path / "none")})
+    assert result.returncode == 0, result.stderr[-3000:]
+    for env in ("clevr", "metaworld"):
+        stage2 = json.loads((tmp_path / f"stage2_{env}.json").read_text())
+        assert stage2["ppo_seconds"] > 0 and stage2["lago_settings"]["prior_fraction"] == 1.0
+    prior = json.loads((tmp_path / "prior.json").read_text())
+    assert (prior["max_batch"], prior["states_per_row"]) == (512, 1)  # the CPU's defaults
+    assert json.loads((tmp_path / "finetune_128.json").read_text())["steps_per_second"] > 0
+
+
 def test_the_smollm2_architecture_with_random_weights_has_smollm2s_decoder():
     arch, tokenizer = load_llm("smollm2-135m-arch")
     real, _ = load_llm("smollm2-135m")

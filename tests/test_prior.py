@@ -94,12 +94,26 @@ def test_states_sharing_llm_rows_give_what_one_row_per_state_gives(clevr_prior):
     batch = [texts[i] for i in rows]
     per_state = load_prior(clevr_prior, dtype=torch.float32)
     expected = per_state(obs, batch)
-    for states_per_row in (4, 64):  # rows of 4 (full and partial), and one row per instruction
-        shared = load_prior(clevr_prior, dtype=torch.float32)
-        shared.states_per_row = states_per_row
-        torch.testing.assert_close(shared(obs, batch), expected, rtol=1e-4, atol=1e-5)
-        torch.testing.assert_close(shared(obs[:1], batch[:1]), expected[:1], rtol=1e-4, atol=1e-5)
+    shared = load_prior(clevr_prior, dtype=torch.float32)
+    for width in (4, 64):  # rows of 4 (full and partial), and one row per instruction
+        hidden = shared._shared_row_hidden(torch.as_tensor(obs), batch, width)
+        torch.testing.assert_close(shared.model.distribution_params(hidden), expected, rtol=1e-4, atol=1e-5)
+    shared.states_per_row = 64
+    assert shared._row_width(batch) > 1  # groups this size share rows by default
+    torch.testing.assert_close(shared(obs, batch), expected, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(shared(obs[:1], batch[:1]), expected[:1], rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(expected, per_state(obs, batch, use_cache=False), rtol=1e-4, atol=1e-5)
+
+
+def test_the_row_width_follows_how_many_states_share_an_instruction(clevr_prior):
+    prior = load_prior(clevr_prior, dtype=torch.float32)
+    prior.states_per_row = 64
+    _, texts = paraphrased_states(20, goal_split="all")
+    assert prior._row_width(texts) == 1  # (nearly) every state its own instruction: a row each
+    assert prior._row_width(texts[:2] * 500) == 64  # 500 states of each of two instructions: the widest rows
+    assert 1 < prior._row_width(texts[:10] * 6) < 64  # 6 each: rows of a few, not mostly empty rows of 64
+    prior.states_per_row = 1
+    assert prior._row_width(texts[:2] * 500) == 1
 
 
 def test_continuous_prior_is_a_gaussian_with_a_std_floor(metaworld_prior):
