@@ -360,14 +360,11 @@ class LatentActionPrior(nn.Module):
 
     def last_hidden(self, obs: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
         """Uncached forward: one left-padded sequence (prompt tokens, state tokens) per sample."""
-        prompts = [self.prompt_ids(text) for text in texts]
-        length = max(len(ids) for ids in prompts)
-        device = obs.device
-        ids = torch.zeros(len(prompts), length, dtype=torch.long, device=device)
-        mask = torch.zeros(len(prompts), length + self.state_tokens, dtype=torch.long, device=device)
-        for row, prompt in enumerate(prompts):
-            ids[row, length - len(prompt):] = torch.tensor(prompt, device=device)
-            mask[row, length - len(prompt):] = 1
+        ids, lengths = padded_ids([self.prompt_ids(text) for text in texts], left=True)
+        device, length = obs.device, ids.shape[1]
+        mask = torch.ones(len(texts), length + self.state_tokens, dtype=torch.long)
+        mask[:, :length] = torch.arange(length) >= length - lengths[:, None]
+        ids, mask = ids.to(device), mask.to(device)  # built on the CPU: one copy each to a GPU, not one per row
         embeddings = torch.cat([self.llm.get_input_embeddings()(ids), self.state_embeddings(obs)], dim=1)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         out = self.llm(inputs_embeds=embeddings, attention_mask=mask, position_ids=positions, use_cache=False)
@@ -559,6 +556,16 @@ def check_spaces(config: dict[str, Any], observation_space, action_space, path: 
         raise PriorError(f"the prior {path} was trained on {config['obs_dim']}-number observations but the env gives {obs_dim}")
 
 
+def padded_ids(prompts: Sequence[Sequence[int]], left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids (rows, longest) padded with 0 on the left or the right, and each row's length, on the CPU."""
+    lengths = np.array([len(prompt) for prompt in prompts])
+    ids = np.zeros((len(prompts), lengths.max()), dtype=np.int64)
+    columns = np.arange(lengths.max())
+    filled = columns >= lengths.max() - lengths[:, None] if left else columns < lengths[:, None]
+    ids[filled] = np.concatenate([np.asarray(prompt, dtype=np.int64) for prompt in prompts])
+    return torch.from_numpy(ids), torch.from_numpy(lengths)
+
+
 class FrozenPrior:
     """A loaded prior for stage 2: frozen, LoRA merged, low precision, prompt prefixes KV-cached.
 
@@ -596,12 +603,8 @@ class FrozenPrior:
         a few tensor operations per layer, however many texts are new.
         """
         llm = self.model.llm
-        prompts = [self.model.prompt_ids(text) for text in texts]
-        lengths = torch.tensor([len(prompt) for prompt in prompts], device=self.device)
-        width = int(lengths.max())
-        ids = torch.zeros(len(prompts), width, dtype=torch.long, device=self.device)
-        for row, prompt in enumerate(prompts):
-            ids[row, : len(prompt)] = torch.tensor(prompt, device=self.device)
+        ids, lengths = padded_ids([self.model.prompt_ids(text) for text in texts], left=False)
+        ids, lengths, width = ids.to(self.device), lengths.to(self.device), ids.shape[1]
         out = llm(inputs_embeds=llm.get_input_embeddings()(ids), use_cache=True)
         source = torch.arange(width, device=self.device) - (width - lengths)[:, None]  # left column -> right column
         padding = (source < 0)[:, None, :, None]
