@@ -6,9 +6,10 @@
 What it measures, in this order, writing the JSON after each part (a cut-off run keeps what it has):
 1. fine-tuning: `finetune_prior.py` on CLEVR-Robot demonstrations, steps of 32 per second;
 2. the prior: `benchmarks/prior_speed.py` at batches of 2,048 and 16,384 states (4 state tokens,
-   64 distinct instructions), with and without the cached prefix, and the first call; each in
-   chunks of 512 states per LLM forward (today's path), in one pass, and in one pass with up to
-   64 states of an instruction sharing an LLM row behind one copy of its prefix;
+   64 distinct instructions) and of 1,024 states with 16 (a CLEVR-Robot rollout of LaGO's
+   defaults), with and without the cached prefix, and the first call; each in chunks of 512
+   states per LLM forward (the CPU's path), in one pass, and in one pass with up to 64 states of
+   an instruction sharing an LLM row behind one copy of its prefix (the GPU's default);
 3. PPO against LaGO querying every state: `benchmarks/stage2_speed.py` on CLEVR-Robot
    (51,200 steps) and on Meta-World (`drawer-close-v3`, 4,096 steps), each script with its
    defaults (the policy on the CPU, the prior on the GPU where there is one) and, on a GPU, with
@@ -117,7 +118,7 @@ def pick_llm(quick: bool) -> tuple[str, str]:
 def main(args: Args) -> dict:
     start = time.time()
     llm, weights = pick_llm(args.quick)
-    sizes = dict(finetune_steps=4 if args.quick else 100, batches=(64,) if args.quick else (2048, 16384),
+    sizes = dict(finetune_steps=4 if args.quick else 100, batches=((64, 64),) if args.quick else ((1024, 16), (2048, 64), (16384, 64)),
                  clevr_steps=1024 if args.quick else 51_200, metaworld_steps=512 if args.quick else 4096,
                  metaworld_args="--num-steps 256 --num-minibatches 4 --update-epochs 2 --max-episode-steps 100"
                  if args.quick else "",
@@ -155,12 +156,12 @@ def main(args: Args) -> dict:
 
         print("== prior inference", flush=True)
         speeds = []
-        for batch in sizes["batches"]:
+        for batch, distinct_texts in sizes["batches"]:
             # today's chunks of 512; the whole batch in one pass; and in one pass with shared rows
             for max_batch, states_per_row in dict.fromkeys(((512, 1), (batch, 1), (batch, 64))):
                 with GpuBusy() as busy:
-                    speed = prior_speed.main(prior_speed.Args(llm=llm, batch=batch, max_batch=max_batch,
-                                                              states_per_row=states_per_row,
+                    speed = prior_speed.main(prior_speed.Args(llm=llm, batch=batch, distinct_texts=distinct_texts,
+                                                              max_batch=max_batch, states_per_row=states_per_row,
                                                               repeats=1 if args.quick else 3))
                 if busy.error:
                     speed = {"batch": batch, "max_batch": max_batch, "states_per_row": states_per_row}

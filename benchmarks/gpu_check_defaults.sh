@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A shorter GPU check (about 4 minutes on an H100 machine): PPO against LaGO querying every state with the scripts'
-# default devices on CLEVR-Robot (51,200 steps) and Meta-World (drawer-close-v3, 4,096 steps), the prior's default
-# path at a batch of 16,384, and fine-tuning steps/s with batches of 128 (against gpu_check's 32): what
-# benchmarks/gpu_check.sh does not time with today's defaults. One JSON per part in the folder given.
+# default devices on CLEVR-Robot (51,200 steps) and Meta-World (drawer-close-v3, 4,096 steps); the prior's default
+# path at a batch of 16,384, and on a rollout's 1,024 states against the CPU's path; fine-tuning steps/s with
+# batches of 128 (gpu_check's are 32). What benchmarks/gpu_check.sh does not time with today's defaults; one JSON
+# per part in the folder given.
 #   benchmarks/gpu_check_defaults.sh OUT_DIR
 #   QUICK=1 benchmarks/gpu_check_defaults.sh /tmp/defaults   # a tiny dry run on any CPU
 set -euo pipefail
@@ -28,6 +29,10 @@ done
 "$python" benchmarks/stage2_speed.py --env clevr --prior-path "$tmp/prior_clevr" --total-timesteps "$clevr_steps" \
     --eval-episodes "$episodes" --json "$out/stage2_clevr.json"
 "$python" benchmarks/prior_speed.py --llm "$llm" --batch "$batch" --json "$out/prior.json"
+# a CLEVR-Robot rollout of LaGO's defaults (1,024 states, about 16 instructions): the default path and the CPU's
+"$python" benchmarks/prior_speed.py --llm "$llm" --batch 1024 --distinct-texts 16 --json "$out/prior_rollout.json"
+"$python" benchmarks/prior_speed.py --llm "$llm" --batch 1024 --distinct-texts 16 --max-batch 512 --states-per-row 1 \
+    --json "$out/prior_rollout_chunks.json"
 "$python" benchmarks/stage2_speed.py --env metaworld --prior-path "$tmp/prior_metaworld" "${metaworld[@]}" \
     --eval-episodes "$episodes" --json "$out/stage2_metaworld.json"
 "$python" finetune_prior.py --demos "$tmp/clevr.npz" --llm "$llm" --train-steps "$finetune_steps" \

@@ -39,6 +39,9 @@ def test_the_quick_defaults_check_writes_every_part(tmp_path):
         assert stage2["ppo_seconds"] > 0 and stage2["lago_settings"]["prior_fraction"] == 1.0
     prior = json.loads((tmp_path / "prior.json").read_text())
     assert (prior["max_batch"], prior["states_per_row"]) == (512, 1)  # the CPU's defaults
+    rollout = json.loads((tmp_path / "prior_rollout.json").read_text())
+    assert (rollout["batch"], rollout["distinct_texts"]) == (1024, 16) and rollout["cached_states_per_second"] > 0
+    assert json.loads((tmp_path / "prior_rollout_chunks.json").read_text())["max_batch"] == 512
     assert json.loads((tmp_path / "finetune_128.json").read_text())["steps_per_second"] > 0
 
 
