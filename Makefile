@@ -160,13 +160,15 @@ llm-study-metaworld: metaworld-results llm-alone-metaworld
 		--guidance-from results/metaworld-tuning/chosen.json
 llm-study: llm-study-clevr llm-study-metaworld report
 
-# The GPU path in one command (benchmarks/gpu_check.sh, one JSON). A bare GPU machine with torch, transformers and peft
-# gets the rest as wheels: make gpu-wheels here (Python 3.12, the GPU image's; about 48 MB), then carry wheels/ there
+# The GPU path in one command (benchmarks/gpu_check.sh, one JSON). A bare GPU machine with torch gets the rest as wheels,
+# with the pinned transformers and peft (its own may be older): make gpu-wheels here (Python 3.12, the GPU image's; about
+# 50 MB, transformers cut to the model families the check loads by benchmarks/slim_wheel.py), then carry wheels/ there
 GPU_WHEELS = gymnasium==1.4.0 farama-notifications==0.0.6 mujoco==3.3.0 glfw==2.11.0 pyopengl==3.1.10 metaworld==3.1.1 \
-	tyro==1.0.17 docstring-parser==0.18.0 typeguard==4.6.1
+	tyro==1.0.17 docstring-parser==0.18.0 typeguard==4.6.1 transformers==5.24.0 peft==0.21.2
 gpu-wheels:
 	$(PYTHON) -m pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
 		--platform manylinux_2_17_x86_64 -d wheels $(GPU_WHEELS)
+	$(PYTHON) benchmarks/slim_wheel.py wheels/transformers-5.24.0-py3-none-any.whl
 gpu-check:
 	benchmarks/gpu_check.sh
 

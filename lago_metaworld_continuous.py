@@ -54,8 +54,9 @@ class Args:
     """seed of the experiment"""
     torch_deterministic: bool = True
     """if toggled, `torch.backends.cudnn.deterministic=True`"""
-    cuda: bool = True
-    """if toggled, cuda will be enabled by default"""
+    cuda: bool = False
+    """the policy and PPO's update on CUDA. Off by default: on an H100 machine (16 cores) these small networks ran as
+    fast on its CPU or faster (benchmarks/gpu_check.sh); the prior uses the GPU whenever there is one"""
     track: bool = False
     """if toggled, this experiment will be tracked with Weights and Biases"""
     wandb_project_name: str = "lago"
@@ -135,7 +136,7 @@ class Args:
     prior_fraction: float = 1.0
     """fraction of each rollout batch the prior is queried on (random states; the KL is averaged over them)"""
     prior_device: str = "auto"
-    """device of the prior: `auto` (cuda if available and --cuda), `cpu` or `cuda`"""
+    """device of the prior: `auto` (CUDA where there is a GPU, whatever --cuda says), `cpu` or `cuda`"""
 
     # Evaluation
     eval_interval: int = 20_000
@@ -363,7 +364,7 @@ if __name__ == "__main__":
     # LaGO: load the frozen prior, before seeding (building an LLM may draw random numbers)
     probe = make_env(args.task, args.seed, args.max_episode_steps)()
     try:
-        prior = load_prior(args.prior_path, env=probe, device=str(device) if args.prior_device == "auto" else args.prior_device)
+        prior = load_prior(args.prior_path, env=probe, device=args.prior_device)
     except PriorError as error:
         sys.exit(f"{args.exp_name}.py: error: --prior-path: {error}")
     probe.close()

@@ -6,7 +6,8 @@
 A batch of CLEVR-Robot states whose instructions are drawn from `--distinct-texts` goals (a
 rollout batch revisits the same instructions many times). Without a checkpoint the prior is built
 with untrained heads: speed does not depend on the weights. The first call of the cached path
-includes computing each prefix once; both figures are reported.
+includes computing each prefix once (after one call on another instruction, so that a GPU's
+one-time start-up is not counted as the prefixes' cost); both figures are reported.
 """
 
 from __future__ import annotations
@@ -41,8 +42,10 @@ class Args:
     """latent state tokens (without --prior-path)"""
     repeats: int = 3
     """timed calls of each path (the best is reported)"""
-    max_batch: int = 512
-    """states per LLM forward inside one call (FrozenPrior's chunks; the batch for one pass)"""
+    max_batch: Optional[int] = None
+    """states per LLM forward inside one call (FrozenPrior's chunks; the batch for one pass); default: the device's"""
+    states_per_row: Optional[int] = None
+    """states of one instruction that share an LLM row behind one copy of its prefix; default: the device's"""
     device: str = "auto"
     """`auto`, `cpu` or `cuda`"""
     json: Optional[str] = None
@@ -68,9 +71,10 @@ def best_time(call, repeats: int) -> float:
 
 
 def main(args: Args) -> dict:
-    if min(args.batch, args.distinct_texts, args.repeats, args.state_tokens, args.max_batch) <= 0:
-        raise SystemExit("prior_speed.py: error: --batch, --distinct-texts, --repeats, --state-tokens and --max-batch "
-                         "must be positive")
+    sizes = (args.batch, args.distinct_texts, args.repeats, args.state_tokens, args.max_batch, args.states_per_row)
+    if min(size for size in sizes if size is not None) <= 0:
+        raise SystemExit("prior_speed.py: error: --batch, --distinct-texts, --repeats, --state-tokens, --max-batch and "
+                         "--states-per-row must be positive")
     device = resolve_device(args.device)
     if args.prior_path:
         prior = load_prior(args.prior_path, device=args.device)
@@ -81,11 +85,15 @@ def main(args: Args) -> dict:
                                   args.state_tokens, np.zeros(OBS_DIM), np.ones(OBS_DIM))
         prior = freeze(model, {"action_space": {"type": "discrete", "n": NUM_ACTIONS}}, device)
         label = args.llm
-    prior.max_batch = args.max_batch
+    prior.max_batch = args.max_batch or prior.max_batch  # else FrozenPrior's default for the device
+    prior.states_per_row = args.states_per_row or prior.states_per_row
     obs, texts = sample_batch(args.batch, args.distinct_texts)
     print(f"{label}: batch {args.batch}, {len(set(texts))} distinct texts, {torch.get_num_threads()} threads, "
           f"device {device}, LLM dtype {prior.model.llm.dtype}", flush=True)
 
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    prior(obs[:1], ["Warm up the device."])  # one state of another text: a GPU's one-time start-up is not the prefixes' cost
     start = time.perf_counter()
     prior(obs, texts, use_cache=True)
     first_cached = time.perf_counter() - start
@@ -93,7 +101,9 @@ def main(args: Args) -> dict:
     uncached = best_time(lambda: prior(obs, texts, use_cache=False), args.repeats)
     results = {
         "llm": label, "batch": args.batch, "distinct_texts": len(set(texts)), "device": str(device), "cpu": cpu_name(),
-        "threads": torch.get_num_threads(), "dtype": str(prior.model.llm.dtype), "max_batch": args.max_batch,
+        "threads": torch.get_num_threads(), "dtype": str(prior.model.llm.dtype), "max_batch": prior.max_batch,
+        "states_per_row": prior.states_per_row,
+        "peak_gpu_memory_gb": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
         "cached_states_per_second": args.batch / cached,
         "cached_first_call_states_per_second": args.batch / first_cached,
         "uncached_states_per_second": args.batch / uncached,

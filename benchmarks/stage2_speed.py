@@ -57,7 +57,7 @@ class Args:
     lago_args: str = ""
     """more flags for the LaGO script, given with `=`: --lago-args="--prior-fraction 0.1\""""
     both_args: str = ""
-    """more flags for both scripts, given with `=`: --both-args="--no-cuda" (the policy on the CPU)"""
+    """more flags for both scripts, given with `=`: --both-args="--cuda" (the policy on the GPU)"""
     threads: Optional[int] = None
     """OMP_NUM_THREADS of both runs (default: torch's own choice)"""
     json: Optional[str] = None

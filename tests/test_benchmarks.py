@@ -75,7 +75,7 @@ def test_a_run_in_progress_elsewhere_is_skipped_and_a_dead_writers_lock_is_free(
     writer = hold_lock(run)  # another process writes this run
     try:
         grid.main(args)
-        assert f"running in another invocation (" in capsys.readouterr().out and not (run / "summary.json").exists()
+        assert "running in another invocation (" in capsys.readouterr().out and not (run / "summary.json").exists()
     finally:
         writer.kill()
         writer.wait()

@@ -16,13 +16,33 @@ def test_the_quick_gpu_check_writes_every_part(tmp_path):
     report = json.loads(out.read_text())
     assert report["done"] and report["quick"] and report["llm"] == "tiny-random" and report["machine"]["cores"] >= 1
     assert report["finetune"]["steps"] == 4 and report["finetune"]["steps_per_second"] > 0
-    assert [(p["batch"], p["max_batch"]) for p in report["prior"]] == [(64, 512), (64, 64)]
+    assert [(p["batch"], p["max_batch"], p["states_per_row"]) for p in report["prior"]] == [(64, 512, 1), (64, 64, 1),
+                                                                                           (64, 64, 64)]
     assert all(p["cached_states_per_second"] > 0 for p in report["prior"])
+    parts = [report["finetune"], *report["prior"], *report["stage2"].values()]
+    assert not [part["error"] for part in parts if "error" in part]
+    assert all(part["gpu_utilisation_percent"] is None for part in parts)  # no GPU here
     assert list(report["stage2"]) == ["clevr, default devices", "metaworld, default devices"]  # no GPU: one placement
     for stage2 in report["stage2"].values():
         assert stage2["ppo_seconds"] > 0 and stage2["lago_settings"]["prior_fraction"] == 1.0  # every state queried
         assert stage2["ratio"] == stage2["lago_seconds"] / stage2["ppo_seconds"]
     assert report["targets"] == {"prior_states_per_second_at_16384": 100_000, "lago_over_ppo": 1.1}
+
+
+def test_the_quick_defaults_check_writes_every_part(tmp_path):
+    result = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check_defaults.sh"), str(tmp_path)], capture_output=True,
+                            text=True, timeout=900, env={**os.environ, "QUICK": "1", "OMP_NUM_THREADS": "2",
+                                                         "WHEELS": str(tmp_path / "none")})
+    assert result.returncode == 0, result.stderr[-3000:]
+    for env in ("clevr", "metaworld"):
+        stage2 = json.loads((tmp_path / f"stage2_{env}.json").read_text())
+        assert stage2["ppo_seconds"] > 0 and stage2["lago_settings"]["prior_fraction"] == 1.0
+    prior = json.loads((tmp_path / "prior.json").read_text())
+    assert (prior["max_batch"], prior["states_per_row"]) == (512, 1)  # the CPU's defaults
+    rollout = json.loads((tmp_path / "prior_rollout.json").read_text())
+    assert (rollout["batch"], rollout["distinct_texts"]) == (1024, 16) and rollout["cached_states_per_second"] > 0
+    assert json.loads((tmp_path / "prior_rollout_chunks.json").read_text())["max_batch"] == 512
+    assert json.loads((tmp_path / "finetune_128.json").read_text())["steps_per_second"] > 0
 
 
 def test_the_smollm2_architecture_with_random_weights_has_smollm2s_decoder():

@@ -47,21 +47,73 @@ def test_training_moves_the_loss(tmp_path_factory, clevr_prior):
     assert config["val_metrics"]["nll"] != pytest.approx(untrained["val_metrics"]["nll"], abs=1e-4)
 
 
+def paraphrased_states(count: int, **env_kwargs) -> tuple[np.ndarray, list[str]]:
+    """The first observation and goal text of CLEVR-Robot episodes with seeds 0 .. count-1, paraphrased."""
+    env = CLEVRRobotEnv(instructions="paraphrase", **env_kwargs)
+    resets = [env.reset(seed=seed) for seed in range(count)]
+    return np.stack([obs for obs, _ in resets]), [info["goal_text"] for _, info in resets]
+
+
 def test_prefix_cache_equals_the_uncached_forward(clevr_prior):
     prior = load_prior(clevr_prior, dtype=torch.float32)
-    env = CLEVRRobotEnv(instructions="paraphrase")  # texts of different lengths: padding matters
-    obs, texts = [], []
-    for seed in range(12):
-        o, info = env.reset(seed=seed)
-        obs.append(o)
-        texts.append(info["goal_text"])
-    obs = np.stack(obs)
+    obs, texts = paraphrased_states(12)  # texts of different lengths: padding matters
     cached, uncached = prior(obs, texts, use_cache=True), prior(obs, texts, use_cache=False)
     assert cached.shape == (12, 40)
     torch.testing.assert_close(cached, uncached, rtol=1e-4, atol=1e-5)
     # the same text twice reuses its prefix and gives the same answer as one at a time
     single = torch.cat([prior(obs[i : i + 1], texts[i : i + 1]) for i in range(12)])
     torch.testing.assert_close(cached, single, rtol=1e-4, atol=1e-5)
+
+
+def test_prefixes_added_over_several_calls_give_what_one_call_gives(clevr_prior):
+    """The bank grows by appending: texts first met in later, longer batches re-pad the earlier ones.
+
+    (Not bit for bit: a prompt's keys and values are computed in a batch of another shape.)
+    """
+    obs, texts = paraphrased_states(16, goal_split="all")
+    order = np.argsort([len(text) for text in texts])  # shortest first, so each new batch has longer prompts
+    at_once = load_prior(clevr_prior, dtype=torch.float32)
+    grown = load_prior(clevr_prior, dtype=torch.float32)
+    for group in (order[:4], order[4:5], order[5:11]):
+        grown(obs[group], [texts[i] for i in group])
+    seen = {texts[i] for i in order[:11]}
+    assert set(grown._bank_index) == seen and grown._bank[0][0].shape[0] == len(seen) > 5
+    for rows in (order, order[-1:], order[:1]):  # mixed texts, and the single-text path at both ends
+        batch = [texts[i] for i in rows]
+        torch.testing.assert_close(grown(obs[rows], batch), at_once(obs[rows], batch), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grown(obs, texts), grown(obs, texts, use_cache=False), rtol=1e-4, atol=1e-5)
+
+
+def test_states_sharing_llm_rows_give_what_one_row_per_state_gives(clevr_prior):
+    """States of one instruction side by side in an LLM row, behind one copy of its prefix: the block mask keeps
+    them apart, so each gets what it gets alone; groups that fill rows, leave partial rows, or hold one state."""
+    obs, texts = paraphrased_states(20, goal_split="all")
+    rng = np.random.default_rng(0)
+    rows = rng.permutation(np.concatenate([np.full(11, 0), np.full(4, 1), [2], np.full(7, 3)]))
+    obs = obs[rng.integers(len(obs), size=len(rows))] + rng.normal(0, 0.1, (len(rows), obs.shape[1])).astype(np.float32)
+    batch = [texts[i] for i in rows]
+    per_state = load_prior(clevr_prior, dtype=torch.float32)
+    expected = per_state(obs, batch)
+    shared = load_prior(clevr_prior, dtype=torch.float32)
+    for width in (4, 64):  # rows of 4 (full and partial), and one row per instruction
+        hidden = shared._shared_row_hidden(torch.as_tensor(obs), batch, width)
+        torch.testing.assert_close(shared.model.distribution_params(hidden), expected, rtol=1e-4, atol=1e-5)
+    shared.states_per_row = 64
+    assert shared._row_width(batch) > 1  # groups this size share rows by default
+    torch.testing.assert_close(shared(obs, batch), expected, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(shared(obs[:1], batch[:1]), expected[:1], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(expected, per_state(obs, batch, use_cache=False), rtol=1e-4, atol=1e-5)
+
+
+def test_the_row_width_follows_how_many_states_share_an_instruction(clevr_prior):
+    prior = load_prior(clevr_prior, dtype=torch.float32)
+    prior.states_per_row = 64
+    _, texts = paraphrased_states(20, goal_split="all")
+    assert prior._row_width(texts) == 1  # (nearly) every state its own instruction: a row each
+    assert prior._row_width(texts[:2] * 500) == 64  # 500 states of each of two instructions: the widest rows
+    assert 1 < prior._row_width(texts[:10] * 6) < 64  # 6 each: rows of a few, not mostly empty rows of 64
+    prior.states_per_row = 1
+    assert prior._row_width(texts[:2] * 500) == 1
 
 
 def test_continuous_prior_is_a_gaussian_with_a_std_floor(metaworld_prior):

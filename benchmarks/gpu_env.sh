@@ -1,0 +1,18 @@
+# Sourced by the GPU checks (bash): the packages a bare GPU machine lacks, without internet. The machine needs only torch:
+# where gymnasium, mujoco, metaworld or tyro is missing, or transformers and peft are not the pinned versions, the wheels
+# in wheels/ (make gpu-wheels; or set WHEELS) are installed into .gpu_check/site, ahead of the machine's own packages.
+# Nothing here renders, so MuJoCo's GL is off unless MUJOCO_GL says otherwise (such a machine may lack the GL libraries).
+wheels="${WHEELS:-wheels}"
+python="${PYTHON:-python3}"
+pinned() {  # gymnasium, mujoco, metaworld and tyro importable, transformers and peft at requirements.txt's versions
+    "$python" - <<'PY' 2>/dev/null
+import re, gymnasium, mujoco, metaworld, tyro, transformers, peft
+pins = dict(re.findall(r"^([\w-]+)==(\S+)", open("requirements.txt").read(), re.M))
+assert (transformers.__version__, peft.__version__) == (pins["transformers"], pins["peft"])
+PY
+}
+export MUJOCO_GL="${MUJOCO_GL:-disable}" HF_HUB_OFFLINE=1
+if ! pinned && compgen -G "$wheels/*.whl" >/dev/null; then
+    "$python" -m pip install --quiet --no-index --no-deps --upgrade --target .gpu_check/site "$wheels"/*.whl
+    export PYTHONPATH="$PWD/.gpu_check/site${PYTHONPATH:+:$PYTHONPATH}"
+fi
