@@ -622,6 +622,30 @@ class FrozenPrior:
         self._bank_index.update({text: len(self._bank_index) + i for i, text in enumerate(texts)})
         self._bank_lengths = torch.cat([self._bank_lengths, lengths])
 
+    def _add_prefixes(self, texts: Sequence[str]) -> None:
+        """Compute the prefixes of the texts that the bank does not hold yet."""
+        missing = [text for text in dict.fromkeys(texts) if text not in self._bank_index]
+        if missing:
+            self._compute_prefixes(missing)
+
+    def _bank_rows(self, texts: Sequence[str]) -> torch.Tensor:
+        """Each text's row in the prefix bank (its prefix computed first where the bank lacks it)."""
+        self._add_prefixes(texts)
+        return torch.tensor([self._bank_index[text] for text in texts], device=self.device)
+
+    def _prefix_cache(self, rows: torch.Tensor):
+        """A KV cache holding the bank's prefixes `rows` (one per LLM row), left-padded to the longest of them; and
+        their lengths and that longest."""
+        from transformers import DynamicCache
+
+        row_lengths = self._bank_lengths[rows]
+        longest = int(row_lengths.max())
+        start = self._bank[0][0].shape[2] - longest  # drop the bank's padding columns no row here needs
+        cache = DynamicCache(config=self.model.llm.config)
+        for layer, (keys, values) in zip(cache.layers, self._bank):
+            layer.update(keys[rows, :, start:], values[rows, :, start:])
+        return cache, row_lengths, longest
+
     def _cached_hidden(self, obs: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
         """Only the state tokens go through the LLM; they attend to their text's cached prefix.
 
@@ -631,26 +655,18 @@ class FrozenPrior:
         from transformers import DynamicCache
 
         llm = self.model.llm
-        distinct = list(dict.fromkeys(texts))
-        missing = [text for text in distinct if text not in self._bank_index]
-        if missing:
-            self._compute_prefixes(missing)
         batch, k = len(obs), self.model.state_tokens
-        cache = DynamicCache(config=llm.config)
-        if len(distinct) == 1:
-            row = self._bank_index[distinct[0]]
+        if len(set(texts)) == 1:
+            self._add_prefixes(texts[:1])
+            row = self._bank_index[texts[0]]
             start = self._bank[0][0].shape[2] - int(self._bank_lengths[row])  # the prefix without its padding
+            cache = DynamicCache(config=llm.config)
             for layer, (keys, values) in zip(cache.layers, self._bank):
                 layer.update(keys[row : row + 1, :, start:].expand(batch, -1, -1, -1),
                              values[row : row + 1, :, start:].expand(batch, -1, -1, -1))
             out = llm(inputs_embeds=self.model.state_embeddings(obs), cache=cache, use_cache=True)
             return out.last_hidden_state[:, -1].float()
-        which = torch.tensor([self._bank_index[text] for text in texts], device=self.device)
-        row_lengths = self._bank_lengths[which]
-        longest = int(row_lengths.max())
-        start = self._bank[0][0].shape[2] - longest  # drop the bank's padding columns no row here needs
-        for layer, (keys, values) in zip(cache.layers, self._bank):
-            layer.update(keys[which, :, start:], values[which, :, start:])
+        cache, row_lengths, longest = self._prefix_cache(self._bank_rows(texts))
         mask = torch.ones(batch, longest + k, dtype=torch.long, device=self.device)
         mask[:, :longest] = torch.arange(longest, device=self.device) >= (longest - row_lengths)[:, None]
         positions = row_lengths[:, None] + torch.arange(k, device=self.device)
@@ -675,7 +691,7 @@ class FrozenPrior:
             rows = sum(-(-count // width) for count in counts)
             return rows * (width * self.model.state_tokens + self.PREFIX_TOKEN_COST * prefix)
 
-        return min(widths, key=cost)
+        return min(min(widths, key=cost), max(counts))  # never wider than the largest group
 
     def _shared_row_hidden(self, obs: torch.Tensor, texts: Sequence[str], per_row: int) -> torch.Tensor:
         """As `_cached_hidden`, but up to `per_row` states of one instruction share one LLM row.
@@ -687,29 +703,17 @@ class FrozenPrior:
         prefix keys and values (one per row instead of one per state). A row's unused slots are
         zeros that attend to themselves and are dropped.
         """
-        from transformers import DynamicCache
-
-        llm = self.model.llm
-        missing = [text for text in dict.fromkeys(texts) if text not in self._bank_index]
-        if missing:
-            self._compute_prefixes(missing)
         batch, k, device = len(obs), self.model.state_tokens, self.device
-        which = torch.tensor([self._bank_index[text] for text in texts], device=device)
+        which = self._bank_rows(texts)
         order = torch.argsort(which, stable=True)  # states grouped by instruction
         _, counts = torch.unique_consecutive(which[order], return_counts=True)
-        per_row = min(per_row, int(counts.max()))
         rank = torch.arange(batch, device=device) - torch.repeat_interleave(counts.cumsum(0) - counts, counts)
         rows_per_text = (counts + per_row - 1) // per_row
         row = torch.repeat_interleave(rows_per_text.cumsum(0) - rows_per_text, counts) + rank // per_row
         slot = rank % per_row
         row_text = torch.empty(int(rows_per_text.sum()), dtype=torch.long, device=device)
         row_text[row] = which[order]
-        row_lengths = self._bank_lengths[row_text]
-        longest = int(row_lengths.max())
-        start = self._bank[0][0].shape[2] - longest
-        cache = DynamicCache(config=llm.config)
-        for layer, (keys, values) in zip(cache.layers, self._bank):
-            layer.update(keys[row_text, :, start:], values[row_text, :, start:])
+        cache, row_lengths, longest = self._prefix_cache(row_text)
         embeddings = self.model.state_embeddings(obs[order])  # (batch, k, hidden)
         inputs = embeddings.new_zeros(len(row_text), per_row * k, embeddings.shape[-1])
         columns = slot[:, None] * k + torch.arange(k, device=device)
@@ -719,7 +723,8 @@ class FrozenPrior:
         own = (token[:, None] // k == token // k) & (token <= token[:, None])  # same state, not later
         prefix = torch.arange(longest, device=device) >= (longest - row_lengths)[:, None]  # not padding
         mask = torch.cat([prefix[:, None, :].expand(-1, per_row * k, -1), own.expand(len(row_text), -1, -1)], dim=2)
-        out = llm(inputs_embeds=inputs, attention_mask=mask[:, None], position_ids=positions, cache=cache, use_cache=True)
+        out = self.model.llm(inputs_embeds=inputs, attention_mask=mask[:, None], position_ids=positions, cache=cache,
+                             use_cache=True)
         hidden = torch.empty(batch, out.last_hidden_state.shape[-1], device=device)
         hidden[order] = out.last_hidden_state[row, slot * k + k - 1].float()
         return hidden

@@ -118,7 +118,8 @@ def pick_llm(quick: bool) -> tuple[str, str]:
 def main(args: Args) -> dict:
     start = time.time()
     llm, weights = pick_llm(args.quick)
-    sizes = dict(finetune_steps=4 if args.quick else 100, batches=((64, 64),) if args.quick else ((1024, 16), (2048, 64), (16384, 64)),
+    sizes = dict(finetune_steps=4 if args.quick else 100,
+                 batches=((64, 64),) if args.quick else ((1024, 16), (2048, 64), (16384, 64)),  # (states, instructions)
                  clevr_steps=1024 if args.quick else 51_200, metaworld_steps=512 if args.quick else 4096,
                  metaworld_args="--num-steps 256 --num-minibatches 4 --update-epochs 2 --max-episode-steps 100"
                  if args.quick else "",
@@ -157,7 +158,7 @@ def main(args: Args) -> dict:
         print("== prior inference", flush=True)
         speeds = []
         for batch, distinct_texts in sizes["batches"]:
-            # today's chunks of 512; the whole batch in one pass; and in one pass with shared rows
+            # the CPU's chunks of 512; the whole batch in one pass; and in one pass with shared rows (the GPU's)
             for max_batch, states_per_row in dict.fromkeys(((512, 1), (batch, 1), (batch, 64))):
                 with GpuBusy() as busy:
                     speed = prior_speed.main(prior_speed.Args(llm=llm, batch=batch, distinct_texts=distinct_texts,
