@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# A shorter GPU check (about 4 minutes on an H100 machine): PPO against LaGO querying every state with the scripts'
-# default devices on CLEVR-Robot (51,200 steps) and Meta-World (drawer-close-v3, 4,096 steps); the prior's default
-# path at a batch of 16,384, and on a rollout's 1,024 states against the CPU's path; fine-tuning steps/s with
-# batches of 128 (gpu_check's are 32). What benchmarks/gpu_check.sh does not time with today's defaults; one JSON
-# per part in the folder given.
+# A shorter GPU check (about 6 minutes on an H100 machine) of today's defaults, the most telling part first, one JSON per
+# part in the folder given (a run cut short keeps the parts it finished):
+#   1. PPO against LaGO querying every state on CLEVR-Robot (51,200 steps), each script with its default devices;
+#   2. the prior on a rollout's 1,024 states (16 instructions): the default path and the CPU's chunks of 512;
+#   3. Meta-World (drawer-close-v3) on every core: 16 envs in subprocesses, 65,536 steps of PPO and of LaGO, for the
+#      env steps per second of a long run;
+#   4. fine-tuning steps/s with batches of 32 (the default) and of 128: if the larger batch costs about as much per
+#      step, the step waits on Python and kernel launches, not on the GPU;
+#   5. the prior's default path at a batch of 16,384.
+# What benchmarks/gpu_check.sh does not time with today's defaults.
 #   benchmarks/gpu_check_defaults.sh OUT_DIR
 #   QUICK=1 benchmarks/gpu_check_defaults.sh /tmp/defaults   # a tiny dry run on any CPU
 set -euo pipefail
@@ -14,10 +19,11 @@ mkdir -p "$out"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 if [ "${QUICK:-0}" = 1 ]; then
-    llm=tiny-random clevr_steps=1024 metaworld=(--total-timesteps 512 --both-args="--num-steps 256 --num-minibatches 4")
-    batch=64 episodes=1 finetune_steps=4
+    llm=tiny-random clevr_steps=2048 batch=64 episodes=1 finetune_steps=4 metaworld_steps=512
+    metaworld_args="--num-envs 2 --num-steps 128 --num-minibatches 4 --async-envs"
 else
-    llm=smollm2-135m-arch clevr_steps=51200 metaworld=(--total-timesteps 4096) batch=16384 episodes=10 finetune_steps=40
+    llm=smollm2-135m-arch clevr_steps=51200 batch=16384 episodes=10 finetune_steps=40 metaworld_steps=65536
+    metaworld_args="--num-envs 16 --num-steps 128 --async-envs"
 fi
 "$python" collect_demos.py --env clevr --episodes 30 --out "$tmp/clevr.npz" >/dev/null
 "$python" collect_demos.py --env metaworld --task drawer-close-v3 --episodes 2 --max-episode-steps 100 \
@@ -28,21 +34,24 @@ for env in clevr metaworld; do  # untrained priors: the speed does not depend on
 done
 "$python" benchmarks/stage2_speed.py --env clevr --prior-path "$tmp/prior_clevr" --total-timesteps "$clevr_steps" \
     --eval-episodes "$episodes" --json "$out/stage2_clevr.json"
-"$python" benchmarks/prior_speed.py --llm "$llm" --batch "$batch" --json "$out/prior.json"
 # a CLEVR-Robot rollout of LaGO's defaults (1,024 states, about 16 instructions): the default path and the CPU's
 "$python" benchmarks/prior_speed.py --llm "$llm" --batch 1024 --distinct-texts 16 --json "$out/prior_rollout.json"
 "$python" benchmarks/prior_speed.py --llm "$llm" --batch 1024 --distinct-texts 16 --max-batch 512 --states-per-row 1 \
     --json "$out/prior_rollout_chunks.json"
-"$python" benchmarks/stage2_speed.py --env metaworld --prior-path "$tmp/prior_metaworld" "${metaworld[@]}" \
-    --eval-episodes "$episodes" --json "$out/stage2_metaworld.json"
-"$python" finetune_prior.py --demos "$tmp/clevr.npz" --llm "$llm" --train-steps "$finetune_steps" \
-    --eval-every "$finetune_steps" --batch-size 128 --out "$tmp/prior_128" --run-dir "$tmp/runs_128"
-"$python" - "$tmp/prior_128/config.json" "$out/finetune_128.json" <<'PY'
+"$python" benchmarks/stage2_speed.py --env metaworld --prior-path "$tmp/prior_metaworld" --total-timesteps "$metaworld_steps" \
+    --both-args="$metaworld_args" --eval-episodes 1 --json "$out/stage2_metaworld_16envs.json"
+for batch_size in 32 128; do
+    "$python" finetune_prior.py --demos "$tmp/clevr.npz" --llm "$llm" --train-steps "$finetune_steps" \
+        --eval-every "$finetune_steps" --batch-size "$batch_size" --out "$tmp/prior_$batch_size" --run-dir "$tmp/runs_$batch_size"
+    "$python" - "$tmp/prior_$batch_size/config.json" "$out/finetune_$batch_size.json" <<'PY'
 import json, sys
 config = json.load(open(sys.argv[1]))
-steps = config["args"]["train_steps"]
-result = {"batch_size": 128, "steps": steps, "seconds": config["train_seconds"],
-          "steps_per_second": steps / config["train_seconds"], "device": config["machine"]["device"]}
+steps, batch_size = config["args"]["train_steps"], config["args"]["batch_size"]
+result = {"batch_size": batch_size, "steps": steps, "seconds": config["train_seconds"],  # with the validation pass
+          "seconds_per_step": config["seconds_per_step"], "steps_per_second": 1 / config["seconds_per_step"],
+          "device": config["machine"]["device"]}
 json.dump(result, open(sys.argv[2], "w"), indent=1)
-print(f"fine-tuning, batches of 128: {result['steps_per_second']:.2f} steps/s")
+print(f"fine-tuning, batches of {batch_size}: {result['steps_per_second']:.2f} steps/s")
 PY
+done
+"$python" benchmarks/prior_speed.py --llm "$llm" --batch "$batch" --json "$out/prior.json"

@@ -8,7 +8,10 @@ or `ppo_metaworld_continuous.py` and `lago_metaworld_continuous.py`) with the sa
 alternating for `--repeats` rounds, and reports their median wall times (from their
 summary.json), the ratio, and how LaGO's time splits into prior inference, evaluation and the
 rest. Both runs evaluate once, at the end, on the same episodes. Pass `--threads` to pin the
-number of CPU threads of both runs.
+number of CPU threads of both runs. Also reported: each run's env steps per second without the
+evaluation (what a long run's time per million steps follows), and LaGO's prior calls one by one
+(`perf/prior_seconds` in its TensorBoard log): the first, which also computes the new
+instructions' prefixes and starts a GPU's kernels, and the median of the others.
 """
 
 from __future__ import annotations
@@ -72,7 +75,19 @@ def timed_run(script: str, run_dir: Path, argv: list[str], threads: Optional[int
     result = subprocess.run([sys.executable, str(ROOT / script), *argv, "--run-dir", str(run_dir)], cwd=ROOT, env=env)
     if result.returncode != 0:
         raise SystemExit(f"stage2_speed.py: error: {script} failed (exit code {result.returncode})")
-    return json.loads((run_dir / "summary.json").read_text())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary["prior_calls"] = prior_calls(run_dir)
+    return summary
+
+
+def prior_calls(run_dir: Path) -> list[float]:
+    """The seconds of each prior call of a LaGO run (none for PPO), from its TensorBoard log."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0}).Reload()
+    if "perf/prior_seconds" not in events.Tags()["scalars"]:
+        return []
+    return [event.value for event in events.Scalars("perf/prior_seconds")]
 
 
 def main(args: Args) -> dict:
@@ -112,6 +127,13 @@ def main(args: Args) -> dict:
         "ppo_seconds_all": [run["wall_seconds"] for run in ppo_runs],
         "lago_seconds_all": [run["wall_seconds"] for run in lago_runs],
     }
+    for method, runs in (("ppo", ppo_runs), ("lago", lago_runs)):
+        results[f"{method}_steps_per_second"] = round(statistics.median(
+            total_timesteps / (run["wall_seconds"] - run["eval_seconds"]) for run in runs))
+    calls = lago["prior_calls"]
+    results["lago_prior_calls"] = len(calls)
+    results["lago_prior_first_call_seconds"] = round(calls[0], 3) if calls else None
+    results["lago_prior_call_seconds_median"] = round(statistics.median(calls[1:]), 4) if len(calls) > 1 else None
     results["ratio"] = results["lago_seconds"] / results["ppo_seconds"]
     results["ratio_without_eval"] = ((results["lago_seconds"] - results["lago_eval_seconds"])
                                      / (results["ppo_seconds"] - results["ppo_eval_seconds"]))
@@ -121,6 +143,10 @@ def main(args: Args) -> dict:
     print(f"LaGO  {results['lago_seconds']:8.1f}s  = prior inference {results['lago_prior_seconds']:.1f}s "
           f"+ evaluation {results['lago_eval_seconds']:.1f}s + the rest {rest:.1f}s  ({lago['llm']} in {lago['prior_dtype']})")
     print(f"ratio {results['ratio']:8.2f}x  (without evaluation {results['ratio_without_eval']:.2f}x)")
+    print(f"env steps/s without evaluation: PPO {results['ppo_steps_per_second']:,}, LaGO {results['lago_steps_per_second']:,}")
+    if len(calls) > 1:
+        print(f"prior calls: {len(calls)}, the first {calls[0]:.2f}s, the others {results['lago_prior_call_seconds_median']:.3f}s "
+              "(median)")
     if args.json:
         write_json(args.json, results)
     return results

@@ -34,15 +34,22 @@ def test_the_quick_defaults_check_writes_every_part(tmp_path):
                             text=True, timeout=900, env={**os.environ, "QUICK": "1", "OMP_NUM_THREADS": "2",
                                                          "WHEELS": str(tmp_path / "none")})
     assert result.returncode == 0, result.stderr[-3000:]
-    for env in ("clevr", "metaworld"):
-        stage2 = json.loads((tmp_path / f"stage2_{env}.json").read_text())
+    for name in ("clevr", "metaworld_16envs"):
+        stage2 = json.loads((tmp_path / f"stage2_{name}.json").read_text())
         assert stage2["ppo_seconds"] > 0 and stage2["lago_settings"]["prior_fraction"] == 1.0
+        assert stage2["ppo_steps_per_second"] > 0 and stage2["lago_steps_per_second"] > 0
+        rollout = stage2["lago_settings"]["num_envs"] * stage2["lago_settings"]["num_steps"]
+        assert stage2["lago_prior_calls"] == stage2["total_timesteps"] // rollout >= 2  # one call per rollout
+        assert 0 < stage2["lago_prior_call_seconds_median"] < stage2["lago_prior_seconds"]
+    assert json.loads((tmp_path / "stage2_metaworld_16envs.json").read_text())["lago_settings"]["num_envs"] == 2
     prior = json.loads((tmp_path / "prior.json").read_text())
     assert (prior["max_batch"], prior["states_per_row"]) == (512, 1)  # the CPU's defaults
     rollout = json.loads((tmp_path / "prior_rollout.json").read_text())
     assert (rollout["batch"], rollout["distinct_texts"]) == (1024, 16) and rollout["cached_states_per_second"] > 0
     assert json.loads((tmp_path / "prior_rollout_chunks.json").read_text())["max_batch"] == 512
-    assert json.loads((tmp_path / "finetune_128.json").read_text())["steps_per_second"] > 0
+    for batch_size in (32, 128):
+        finetune = json.loads((tmp_path / f"finetune_{batch_size}.json").read_text())
+        assert finetune["batch_size"] == batch_size and finetune["steps_per_second"] > 0
 
 
 def test_the_smollm2_architecture_with_random_weights_has_smollm2s_decoder():
