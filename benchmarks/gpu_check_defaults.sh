@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A shorter GPU check (about 6 minutes on an H100 machine) of today's defaults, the most telling part first, one JSON per
+# A GPU check (about 7.5 minutes on an H100 machine) of today's defaults, the most telling part first, one JSON per
 # part in the folder given (a run cut short keeps the parts it finished):
 #   1. PPO against LaGO querying every state on CLEVR-Robot (51,200 steps), each script with its default devices;
 #   2. the prior on a rollout's 1,024 states (16 instructions): the default path and the CPU's chunks of 512;
