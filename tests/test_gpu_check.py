@@ -41,7 +41,7 @@ def test_the_quick_defaults_check_writes_every_part(tmp_path):
         rollout = stage2["lago_settings"]["num_envs"] * stage2["lago_settings"]["num_steps"]
         assert stage2["lago_prior_calls"] == stage2["total_timesteps"] // rollout >= 2  # one call per rollout
         first, median = stage2["lago_prior_first_call_seconds"], stage2["lago_prior_call_seconds_median"]
-        assert first > 0 and median > 0 and first + median <= stage2["lago_prior_seconds"] + 0.05  # it is rounded to 0.1 s
+        assert first > 0 and median > 0 and first + median <= stage2["lago_prior_seconds"] + 0.06  # each is rounded
     assert json.loads((tmp_path / "stage2_metaworld_16envs.json").read_text())["lago_settings"]["num_envs"] == 2
     prior = json.loads((tmp_path / "prior.json").read_text())
     assert (prior["max_batch"], prior["states_per_row"]) == (512, 1)  # the CPU's defaults
