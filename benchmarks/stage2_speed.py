@@ -10,8 +10,8 @@ summary.json), the ratio, and how LaGO's time splits into prior inference, evalu
 rest. Both runs evaluate once, at the end, on the same episodes. Pass `--threads` to pin the
 number of CPU threads of both runs. Also reported: each run's env steps per second without the
 evaluation (what a long run's time per million steps follows), and LaGO's prior calls one by one
-(`perf/prior_seconds` in its TensorBoard log): the first, which also computes the new
-instructions' prefixes and starts a GPU's kernels, and the median of the others.
+of the first round (`perf/prior_seconds` in its TensorBoard log): the first, which also computes
+the new instructions' prefixes and starts a GPU's kernels, and the median of the others.
 """
 
 from __future__ import annotations
@@ -75,17 +75,15 @@ def timed_run(script: str, run_dir: Path, argv: list[str], threads: Optional[int
     result = subprocess.run([sys.executable, str(ROOT / script), *argv, "--run-dir", str(run_dir)], cwd=ROOT, env=env)
     if result.returncode != 0:
         raise SystemExit(f"stage2_speed.py: error: {script} failed (exit code {result.returncode})")
-    summary = json.loads((run_dir / "summary.json").read_text())
-    summary["prior_calls"] = prior_calls(run_dir)
-    return summary
+    return json.loads((run_dir / "summary.json").read_text())
 
 
 def prior_calls(run_dir: Path) -> list[float]:
-    """The seconds of each prior call of a LaGO run (none for PPO), from its TensorBoard log."""
+    """The seconds of each prior call of a LaGO run, from its TensorBoard log."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0}).Reload()
-    if "perf/prior_seconds" not in events.Tags()["scalars"]:
+    if "perf/prior_seconds" not in events.Tags()["scalars"]:  # no call: the guidance was off throughout
         return []
     return [event.value for event in events.Scalars("perf/prior_seconds")]
 
@@ -108,6 +106,7 @@ def main(args: Args) -> dict:
             lago_runs.append(timed_run(lago_script, Path(tmp) / f"lago{round_index}",
                                        [*common, *env, "--prior-path", prior_path, *both, *lago_flags],
                                        args.threads))
+        calls = prior_calls(Path(tmp) / "lago0")  # the first round's, as the LaGO run reported below
 
     def median(runs: list[dict], key: str) -> float:
         return round(statistics.median(run[key] for run in runs), 1)
@@ -130,7 +129,6 @@ def main(args: Args) -> dict:
     for method, runs in (("ppo", ppo_runs), ("lago", lago_runs)):
         results[f"{method}_steps_per_second"] = round(statistics.median(
             total_timesteps / (run["wall_seconds"] - run["eval_seconds"]) for run in runs))
-    calls = lago["prior_calls"]
     results["lago_prior_calls"] = len(calls)
     results["lago_prior_first_call_seconds"] = round(calls[0], 3) if calls else None
     results["lago_prior_call_seconds_median"] = round(statistics.median(calls[1:]), 4) if len(calls) > 1 else None
