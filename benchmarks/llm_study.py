@@ -45,6 +45,9 @@ PRIORS = ("smollm2-135m", "smollm2-135m-random", "gemma3-270m", "qwen2.5-coder-0
           "qwen2.5-coder-1.5b")
 LLM_NAMES = {"smollm2-135m": "SmolLM2-135M", "gemma3-270m": "Gemma 3 270M", "qwen2.5-coder-0.5b": "Qwen2.5-Coder 0.5B",
              "qwen2.5-coder-1.5b": "Qwen2.5-Coder 1.5B"}
+# one family at two sizes (the same tokenizer, architecture and training data): size alone, beside each LLM against
+# the smallest
+SAME_FAMILY_SMALLER = {"qwen2.5-coder-1.5b": "qwen2.5-coder-0.5b"}
 BENCHMARKS = dict(readme_tables.BENCHMARKS)
 SPLIT_NAMES = {"clevr": {"train": "train goals", "test": "held-out goals"},
                "metaworld": {"train": "train goal positions", "test": "held-out goal positions"}}
@@ -234,6 +237,9 @@ def answer_rows(env: str, split: str, samples: dict) -> list[dict]:
         for larger in pretrained[1:]:
             add("Does success grow with LLM size?", (kind, larger), (kind, pretrained[0]), kind,
                 f"{LLM_NAMES[larger]} - {LLM_NAMES[pretrained[0]]}")
+        for larger, smaller in SAME_FAMILY_SMALLER.items():
+            add("Does success grow with LLM size?", (kind, larger), (kind, smaller), kind,
+                f"{LLM_NAMES[larger]} - {LLM_NAMES[smaller]}")
     for kind in trained_language:
         for llm in LLM_NAMES:
             add("Does pretraining matter?", (kind, llm), (kind, f"{llm}-random"), kind,

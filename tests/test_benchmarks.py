@@ -425,6 +425,22 @@ def test_llm_study_evaluates_each_prior_and_language_once_and_answers_with_cis(t
     assert (tmp_path / "llm" / "llm_size.png").stat().st_size > 10_000
 
 
+def test_llm_study_compares_each_llm_with_the_smallest_and_qwen_with_its_smaller_size():
+    from benchmarks import llm_study
+
+    boot = np.random.default_rng(0).normal(0, 0.01, 1000)
+    samples = {("LaGO", prior): (mean, mean + boot, "5 seeds")
+               for prior, mean in (("smollm2-135m", 0.6), ("qwen2.5-coder-0.5b", 0.5), ("qwen2.5-coder-1.5b", 0.7))}
+    rows = llm_study.answer_rows("clevr", "train", samples)
+    assert [(r["comparison"], r["difference"], r["verdict"]) for r in rows] == [
+        ("Qwen2.5-Coder 0.5B - SmolLM2-135M", -0.1, "no, the opposite"),
+        ("Qwen2.5-Coder 1.5B - SmolLM2-135M", 0.1, "yes"),
+        ("Qwen2.5-Coder 1.5B - Qwen2.5-Coder 0.5B", 0.2, "yes")]
+    del samples[("LaGO", "qwen2.5-coder-0.5b")]  # a pair is compared only where both were measured
+    assert [r["comparison"] for r in llm_study.answer_rows("clevr", "train", samples)] == [
+        "Qwen2.5-Coder 1.5B - SmolLM2-135M"]
+
+
 @pytest.mark.parametrize("env, argv", [
     ("clevr", ["--seeds", "1,2,3,4,5", "--guidance-from", "results/clevr-tuning/chosen.json"]),
     ("metaworld", ["--tasks", "mt10", "--seeds", "1,2,3", "--guidance-from", "results/metaworld-tuning/chosen.json"]),
