@@ -43,6 +43,7 @@ import tyro
 PRIOR_FORMAT = "lago-prior-v1"
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # peft on transformers 5
 PROMPT_TEMPLATE = "Task: {text}\nState:"
+PROGRESS_SECONDS = 60.0  # a progress line at least this often between the validation passes (and after step 1)
 
 
 @dataclass
@@ -966,9 +967,11 @@ def main(args: Args) -> Path:
     ).to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     weights = "random" if args.llm in RANDOM_LLMS else args.llm_init
+    precision = "bf16 autocast" if autocast_bf16 else "fp32"
+    if args.precision == "auto" and device.type == "cpu" and not autocast_bf16:
+        precision += " (this CPU computes no bf16 natively: several times slower than one that does)"
     print(f"LLM {args.llm} ({weights} weights), {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, "
-          f"{sum(p.numel() for p in trainable) / 1e6:.2f}M trainable, device {device}, "
-          f"{'bf16 autocast' if autocast_bf16 else 'fp32'}")
+          f"{sum(p.numel() for p in trainable) / 1e6:.2f}M trainable, device {device}, {precision}")
     optimizer = torch.optim.AdamW(trainable, lr=args.learning_rate, weight_decay=args.weight_decay)
 
     def take(rows):
@@ -982,7 +985,7 @@ def main(args: Args) -> Path:
         print(f"majority-class baseline accuracy on validation: {baseline}")
     metrics: dict[str, float] = {}
     rng = np.random.default_rng(args.seed)
-    start = time.time()
+    start = last_print = time.time()
     step_seconds = 0.0  # the gradient steps alone, without the validation passes
     for step in range(1, args.train_steps + 1):
         step_start = time.time()
@@ -1010,6 +1013,12 @@ def main(args: Args) -> Path:
             print(f"step {step}/{args.train_steps}  train_nll {loss.item():.3f}  "
                   + "  ".join(f"val_{k} {v:.3f}" for k, v in metrics.items())
                   + f"  {elapsed:.0f}s elapsed, eta {elapsed / step * (args.train_steps - step):.0f}s", flush=True)
+            last_print = time.time()
+        elif step == 1 or time.time() - last_print >= PROGRESS_SECONDS:  # a slow fine-tune shows its pace early
+            elapsed = time.time() - start
+            print(f"step {step}/{args.train_steps}  train_nll {loss.item():.3f}  {step_seconds / step:.1f}s a step, "
+                  f"{elapsed:.0f}s elapsed, eta {elapsed / step * (args.train_steps - step):.0f}s", flush=True)
+            last_print = time.time()
     writer.close()
     config = {
         "format": PRIOR_FORMAT,

@@ -185,6 +185,18 @@ def test_gradients_are_clipped_only_when_asked(tmp_path_factory, monkeypatch):
             finetune_prior.validate_args(Args(max_grad_norm=bad))
 
 
+def test_a_slow_fine_tune_shows_its_pace_between_validation_passes(tmp_path_factory, monkeypatch, capsys):
+    demos = collect_demos.Args(env="clevr", episodes=4, seed=3)
+    finetune(tmp_path_factory, "paced", demos, train_steps=4, eval_every=4)
+    steps = [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("step ")]
+    assert steps == ["1/4", "4/4"]  # after the first step, then at the validation pass (the steps take < 60 s)
+    monkeypatch.setattr(finetune_prior, "PROGRESS_SECONDS", 0.0)
+    finetune(tmp_path_factory, "paced_often", demos, train_steps=4, eval_every=4)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("step ")]
+    assert [line.split()[1] for line in lines] == ["1/4", "2/4", "3/4", "4/4"]
+    assert all("s a step" in line and "eta" in line for line in lines[:3]) and "val_nll" in lines[3]
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
