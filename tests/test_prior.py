@@ -47,6 +47,48 @@ def test_training_moves_the_loss(tmp_path_factory, clevr_prior):
     assert config["val_metrics"]["nll"] != pytest.approx(untrained["val_metrics"]["nll"], abs=1e-4)
 
 
+@pytest.mark.parametrize("action_space", [{"type": "discrete", "n": 40}, {"type": "box", "shape": [4]}])
+def test_samples_sharing_a_prompt_share_its_forward_with_the_same_loss_and_gradients(action_space):
+    from peft import LoraConfig, get_peft_model
+
+    llm, tokenizer = load_llm("tiny-random", seed=1)
+    llm = get_peft_model(llm, LoraConfig(r=4, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
+    torch.manual_seed(0)
+    for name, parameter in llm.named_parameters():
+        if "lora_B" in name:  # zeros at initialisation, which would leave lora_A without a gradient
+            parameter.data.normal_(0, 0.1)
+    model = finetune_prior.LatentActionPrior(llm, tokenizer, 10, action_space, 4, np.zeros(10), np.ones(10))
+    texts = ["Open the door.", "Push the red ball to the left of the blue ball, please.", "Open the door.", "Go.",
+             "Open the door.", "Push the red ball to the left of the blue ball, please."] * 2
+    obs = torch.randn(len(texts), 10)
+    actions = torch.randint(0, 40, (len(texts),)) if model.discrete else torch.rand(len(texts), 4) * 2 - 1
+    results = []
+    for hidden in (model.last_hidden, model.shared_prompt_hidden):
+        model.zero_grad()
+        params = model.distribution_params(hidden(obs, texts))
+        if model.discrete:
+            loss = torch.nn.functional.cross_entropy(params, actions)
+        else:
+            loss = -torch.distributions.Normal(*params).log_prob(actions).sum(-1).mean()
+        loss.backward()
+        results.append((loss.detach(), {name: p.grad.clone() for name, p in model.named_parameters() if p.requires_grad}))
+    (plain_loss, plain), (shared_loss, shared) = results
+    torch.testing.assert_close(shared_loss, plain_loss, rtol=1e-5, atol=1e-6)
+    assert plain.keys() == shared.keys() and any("lora_A" in name for name in plain)
+    for name in plain:
+        torch.testing.assert_close(shared[name], plain[name], rtol=1e-4, atol=1e-6, msg=name)
+
+    calls = []  # training takes the shared forward where it saves tokens: repeated prompts, no dropout, no checkpointing
+    shared_forward = model.shared_prompt_hidden
+    model.shared_prompt_hidden = lambda *args: calls.append(len(set(args[1]))) or shared_forward(*args)
+    model(obs, texts)
+    model(obs[:3], texts[1:4])  # three distinct prompts: nothing to share
+    assert calls == [3]
+    model.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model(obs, texts)
+    assert calls == [3]
+
+
 def paraphrased_states(count: int, **env_kwargs) -> tuple[np.ndarray, list[str]]:
     """The first observation and goal text of CLEVR-Robot episodes with seeds 0 .. count-1, paraphrased."""
     env = CLEVRRobotEnv(instructions="paraphrase", **env_kwargs)
