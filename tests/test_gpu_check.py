@@ -53,6 +53,21 @@ def test_the_quick_defaults_check_writes_every_part(tmp_path):
         assert finetune["batch_size"] == batch_size and finetune["steps_per_second"] > 0
 
 
+def test_the_quick_jobs_check_times_runs_alone_and_side_by_side(tmp_path):
+    result = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check_jobs.sh"), str(tmp_path)], capture_output=True,
+                            text=True, timeout=900, env={**os.environ, "QUICK": "1", "OMP_NUM_THREADS": "2",
+                                                         "WHEELS": str(tmp_path / "none")})
+    assert result.returncode == 0, result.stderr[-3000:]
+    for env, runs_alone in (("clevr", 2), ("metaworld", 1)):
+        report = json.loads((tmp_path / f"jobs_{env}.json").read_text())
+        assert report["env"] == env and report["steps_per_run"] == 2048 and list(report["jobs"]) == ["1", "2"]
+        assert [report["jobs"][jobs]["runs"] for jobs in ("1", "2")] == [runs_alone, 2]
+        for part in report["jobs"].values():
+            assert len(part["run_seconds"]) == part["runs"] and 0 < part["run_seconds_median"] < part["wall_seconds"]
+            assert part["prior_seconds_median"] > 0  # LaGO: the prior was queried
+            assert part["env_steps_per_second"] == round(part["runs"] * 2048 / part["wall_seconds"], 1)
+
+
 def test_the_smollm2_architecture_with_random_weights_has_smollm2s_decoder():
     arch, tokenizer = load_llm("smollm2-135m-arch")
     real, _ = load_llm("smollm2-135m")
