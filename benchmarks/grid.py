@@ -27,6 +27,8 @@ PPO and LaGO, the training scripts' current revision (rundir.REVISION). So an
 interrupted grid resumes by running the same command again, also on a fresh checkout, and a
 summary with other settings is never taken for the planned run: the grid stops and names the
 setting, rather than mix the two (give such a grid its own --out and --results, or a --label).
+Nor does it add LaGO runs to a method whose finished runs ran the prior in another precision (bf16
+where the hardware computes it natively, else fp32) than this machine would.
 Several invocations can fill one grid (one per method, or the same command twice): the grid
 that supervises a run holds its folder's grid.lock, and the run itself holds running.lock,
 which names its process (rundir.py; the kernel frees both when their process ends). Killing a
@@ -149,12 +151,28 @@ class Run:
         return [path for path in (self.directory / "summary.json", self.archived) if path and path.is_file()]
 
     @functools.cached_property
-    def settings(self) -> dict:
-        """The planned run's settings: its command parsed by its script's own Args (a default the run fills in
-        itself, such as the prior's LLM, is left out)."""
+    def args(self) -> dict:
+        """The planned run's command parsed by its script's own Args."""
         module = importlib.import_module(Path(self.command[0]).stem)
-        args = tyro.cli(module.Args, args=self.command[1:])
-        return {name: value for name, value in run_settings(asdict(args)).items() if value is not None}
+        return asdict(tyro.cli(module.Args, args=self.command[1:]))
+
+    @functools.cached_property
+    def settings(self) -> dict:
+        """The planned run's settings (a default the run fills in itself, such as the prior's LLM, is left out)."""
+        return {name: value for name, value in run_settings(self.args).items() if value is not None}
+
+    @functools.cached_property
+    def prior_dtype(self) -> Optional[str]:
+        """The precision a LaGO run's prior would run in on this machine, as its summary records it (None for the
+        other methods, or where its --prior-device is missing here: the run will say so itself)."""
+        if not self.method.startswith("lago-"):
+            return None
+        from finetune_prior import PriorError, fast_dtype, resolve_device
+
+        try:
+            return str(fast_dtype(resolve_device(self.args["prior_device"]))).removeprefix("torch.")
+        except PriorError:
+            return None
 
     def conflict(self) -> Optional[str]:
         """Why a summary of this run is not the planned run, or None if every summary there is (or there is none)."""
@@ -168,6 +186,22 @@ class Run:
             if differences:
                 return f"{path} holds a run with {'; '.join(differences)}"
         return None
+
+
+def precision_conflict(runs: list[Run], todo: list[Run]) -> Optional[str]:
+    """Why a run still to go would mix with a finished run of its method: a prior run in another precision (bf16
+    where the CPU or GPU computes it natively, else fp32), or None."""
+    for run in todo:
+        if run.prior_dtype is None:
+            continue
+        for other in runs:
+            if other.method == run.method and other not in todo:
+                for path in other.summaries():
+                    recorded = json.loads(path.read_text()).get("prior_dtype")
+                    if recorded and recorded != run.prior_dtype:
+                        return (f"{path} ran its prior in {recorded}, and {run.method} seed {run.seed} would run it in "
+                                f"{run.prior_dtype} on this machine")
+    return None
 
 
 def fill_defaults(args: Args) -> Args:
@@ -306,6 +340,9 @@ def execute(runs: list[Run], jobs: int, threads: int, dry_run: bool = False) -> 
         run, reason = conflicts[0]
         raise SystemExit(f"grid.py: error: {len(conflicts)} planned runs have other settings on record, e.g. {reason}; "
                          "give this grid its own --out and --results (or a --label), or remove those runs")
+    if mixed := precision_conflict(runs, todo):
+        raise SystemExit(f"grid.py: error: {mixed}, so their results would mix; finish the grid on a machine like that "
+                         "one, or give the new runs their own --out and --results (or a --label)")
     if dry_run:
         return
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}

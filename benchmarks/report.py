@@ -81,8 +81,9 @@ def load_runs(archive: Path) -> list[dict]:
 
 
 def method_settings(runs: list[dict]) -> dict[str, dict]:
-    """The settings of each method's runs (run_settings without seed and task), which must be the same for all of
-    them: runs of different budgets, evaluations, guidance or priors under one name are refused, not averaged."""
+    """The settings of each method's runs (run_settings without seed and task, and the prior's precision), which must
+    be the same for all of them: runs of different budgets, evaluations, guidance, priors or prior precisions under
+    one name are refused, not averaged."""
     settings: dict[str, dict] = {}
     first: dict[str, Path] = {}
     revisions = {revision: run["path"] for run in runs
@@ -94,6 +95,8 @@ def method_settings(runs: list[dict]) -> dict[str, dict]:
     for run in runs:
         method = run["grid_method"]
         mine = {name: value for name, value in run_settings(run["args"]).items() if name not in PER_RUN}
+        if "prior_dtype" in run:  # LaGO: the precision its prior's LLM ran in, which must be the same for all runs too
+            mine["prior_dtype"] = run["prior_dtype"]
         if method not in settings:
             settings[method], first[method] = mine, run["path"]
             continue

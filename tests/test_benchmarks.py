@@ -169,6 +169,24 @@ def test_a_run_of_an_older_revision_of_the_training_scripts_is_never_mixed_in(sm
         report.main(report.Args(env="clevr", runs=tmp_path / "no-runs-here", results=tmp_path, bootstrap_reps=50))
 
 
+def test_lago_runs_are_never_added_to_finished_runs_of_another_prior_precision(small_grid, tmp_path):
+    args, out = small_grid
+    report.main(report.Args(env="clevr", runs=out, results=tmp_path, bootstrap_reps=50))
+    archived = tmp_path / "summaries" / "lago-tiny-random" / "seed1.json"
+    summary = json.loads(archived.read_text())
+    here = summary["prior_dtype"]  # the precision of this machine
+    summary["prior_dtype"] = "float16"  # which no CPU runs the prior in
+    archived.write_text(json.dumps(summary))
+    fresh = dict(out=str(tmp_path / "fresh"), results=str(tmp_path), dry_run=True)
+    grid.main(dataclasses.replace(args, **fresh))  # every run is finished: nothing would mix
+    with pytest.raises(SystemExit, match=re.escape(f"seed1.json ran its prior in float16, and lago-tiny-random seed 3 "
+                                                   f"would run it in {here} on this machine, so their results would mix")):
+        grid.main(dataclasses.replace(args, seeds="1,2,3", **fresh))
+    grid.main(dataclasses.replace(args, seeds="1,2,3", label="here", **fresh))  # a variant of its own mixes nothing
+    with pytest.raises(SystemExit, match=f"the runs of lago-tiny-random differ in their settings: .*has prior_dtype {here}"):
+        report.main(report.Args(env="clevr", runs=tmp_path / "no-runs-here", results=tmp_path, bootstrap_reps=50))
+
+
 def test_the_report_refuses_to_mix_settings_and_records_those_of_the_runs(small_grid, tmp_path):
     _, out = small_grid
     report.main(report.Args(env="clevr", runs=out, results=tmp_path, bootstrap_reps=50))
