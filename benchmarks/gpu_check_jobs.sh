@@ -15,9 +15,9 @@ mkdir -p "$out"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 if [ "${QUICK:-0}" = 1 ]; then
-    llm=tiny-random clevr_steps=2048 clevr_jobs=2 metaworld_steps=2048 metaworld_jobs=2
+    llm=tiny-random clevr_steps=2048 clevr_alone=1 clevr_jobs=2 metaworld_steps=2048 metaworld_jobs=2
 else
-    llm=smollm2-135m-arch clevr_steps=51200 clevr_jobs=8 metaworld_steps=8192 metaworld_jobs=16
+    llm=smollm2-135m-arch clevr_steps=51200 clevr_alone=2 clevr_jobs=8 metaworld_steps=8192 metaworld_jobs=16
 fi
 "$python" collect_demos.py --env clevr --episodes 30 --out "$tmp/clevr.npz" >/dev/null
 "$python" collect_demos.py --env metaworld --task drawer-close-v3 --episodes 2 --max-episode-steps 100 \
@@ -54,7 +54,7 @@ for item in measured:
 json.dump(result, open(path, "w"), indent=1)
 PY
 }
-one="$(grid clevr "$clevr_steps" 1 2)"
+one="$(grid clevr "$clevr_steps" 1 "$clevr_alone")"
 many="$(grid clevr "$clevr_steps" "$clevr_jobs" "$clevr_jobs")"
 summarise clevr "$clevr_steps" "$out/jobs_clevr.json" "1:$one" "$clevr_jobs:$many"
 one="$(grid metaworld "$metaworld_steps" 1 1 --tasks drawer-close-v3)"

@@ -355,12 +355,14 @@ def test_finetune_speed_times_each_variant_and_checkpointing_changes_no_result(t
     out = tmp_path / "speed.json"
     record = finetune_speed.main(finetune_speed.Args(
         llm="tiny-random", demos=str(tmp_path / "demos.npz"), steps=3, json=str(out),
-        variants="default; checkpointing=--gradient-checkpointing; fp32=--precision fp32"))
+        variants="default; checkpointing=--gradient-checkpointing --precision fp32; fp32=--precision fp32"))
     assert json.loads(out.read_text()) == record and list(record["variants"]) == ["default", "checkpointing", "fp32"]
-    default, checkpointing = record["variants"]["default"], record["variants"]["checkpointing"]
+    default, checkpointing, fp32 = (record["variants"][name] for name in ("default", "checkpointing", "fp32"))
     assert default["seconds_per_step"] > 0 and default["minutes_for_400_steps"] == round(default["seconds_per_step"] * 400 / 60, 1)
-    assert checkpointing["val_metrics"] == default["val_metrics"]  # the same fine-tune, recomputed activations
-    assert record["variants"]["fp32"]["precision"] == "fp32"
+    # the same fine-tune, recomputed activations; up to rounding, since without checkpointing the samples of a
+    # prompt share its forward on a CPU
+    assert checkpointing["val_metrics"] == pytest.approx(fp32["val_metrics"], rel=1e-4)
+    assert fp32["precision"] == "fp32"
     with pytest.raises(SystemExit, match="variant 'bad' failed: .*--state-tokens must be a positive integer"):
         finetune_speed.main(finetune_speed.Args(llm="tiny-random", demos=str(tmp_path / "demos.npz"), steps=1,
                                                 variants="bad=--state-tokens 0"))
