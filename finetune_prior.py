@@ -378,10 +378,10 @@ class LatentActionPrior(nn.Module):
         """`last_hidden` with one forward per distinct prompt: the samples' state tokens attend to their prompt's keys
         and values. A prompt comes before the state and attention is causal, so its keys and values are the same for
         every sample that shares it, and so is the result (the gradients of the shared keys and values add up)."""
-        distinct = list(dict.fromkeys(texts))
+        distinct = {text: index for index, text in enumerate(dict.fromkeys(texts))}
         ids, lengths = padded_ids([self.prompt_ids(text) for text in distinct], left=False)
         prompts = prompt_keys_values(self.llm, ids.to(obs.device), lengths.to(obs.device))
-        which = torch.tensor([distinct.index(text) for text in texts], device=obs.device)
+        which = torch.tensor([distinct[text] for text in texts], device=obs.device)
         return attend_states(self.llm, self.state_embeddings(obs),
                              [(keys[which], values[which]) for keys, values in prompts], lengths.to(obs.device)[which])
 

@@ -25,21 +25,15 @@ else
     llm=smollm2-135m-arch clevr_steps=51200 batch=16384 episodes=10 finetune_steps=40 metaworld_steps=65536
     metaworld_args="--num-envs 16 --num-steps 128 --async-envs"
 fi
-"$python" collect_demos.py --env clevr --episodes 30 --out "$tmp/clevr.npz" >/dev/null
-"$python" collect_demos.py --env metaworld --task drawer-close-v3 --episodes 2 --max-episode-steps 100 \
-    --out "$tmp/metaworld.npz" >/dev/null
-for env in clevr metaworld; do  # untrained priors: the speed does not depend on the weights
-    "$python" finetune_prior.py --demos "$tmp/$env.npz" --llm "$llm" --train-steps 2 --eval-every 2 --out "$tmp/prior_$env" \
-        --run-dir "$tmp/runs_$env" >/dev/null
-done
-"$python" benchmarks/stage2_speed.py --env clevr --prior-path "$tmp/prior_clevr" --total-timesteps "$clevr_steps" \
-    --eval-episodes "$episodes" --json "$out/stage2_clevr.json"
+untrained_priors "$tmp" "$llm"
+"$python" benchmarks/stage2_speed.py --env clevr --prior-path "$tmp/priors/prior__clevr__check__1" \
+    --total-timesteps "$clevr_steps" --eval-episodes "$episodes" --json "$out/stage2_clevr.json"
 # a CLEVR-Robot rollout of LaGO's defaults (1,024 states, about 16 instructions): the default path and the CPU's
 "$python" benchmarks/prior_speed.py --llm "$llm" --batch 1024 --distinct-texts 16 --json "$out/prior_rollout.json"
 "$python" benchmarks/prior_speed.py --llm "$llm" --batch 1024 --distinct-texts 16 --max-batch 512 --states-per-row 1 \
     --json "$out/prior_rollout_chunks.json"
-"$python" benchmarks/stage2_speed.py --env metaworld --prior-path "$tmp/prior_metaworld" --total-timesteps "$metaworld_steps" \
-    --both-args="$metaworld_args" --eval-episodes 1 --json "$out/stage2_metaworld_16envs.json"
+"$python" benchmarks/stage2_speed.py --env metaworld --prior-path "$tmp/priors/prior__metaworld__check__1" \
+    --total-timesteps "$metaworld_steps" --both-args="$metaworld_args" --eval-episodes 1 --json "$out/stage2_metaworld_16envs.json"
 for batch_size in 32 128; do
     "$python" finetune_prior.py --demos "$tmp/clevr.npz" --llm "$llm" --train-steps "$finetune_steps" \
         --eval-every "$finetune_steps" --batch-size "$batch_size" --out "$tmp/prior_$batch_size" --run-dir "$tmp/runs_$batch_size"

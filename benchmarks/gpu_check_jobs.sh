@@ -19,13 +19,7 @@ if [ "${QUICK:-0}" = 1 ]; then
 else
     llm=smollm2-135m-arch clevr_steps=51200 clevr_alone=2 clevr_jobs=8 metaworld_steps=8192 metaworld_jobs=16
 fi
-"$python" collect_demos.py --env clevr --episodes 30 --out "$tmp/clevr.npz" >/dev/null
-"$python" collect_demos.py --env metaworld --task drawer-close-v3 --episodes 2 --max-episode-steps 100 \
-    --out "$tmp/metaworld.npz" >/dev/null
-for env in clevr metaworld; do  # untrained priors: the speed does not depend on the weights
-    "$python" finetune_prior.py --demos "$tmp/$env.npz" --llm "$llm" --train-steps 2 --eval-every 2 \
-        --out "$tmp/priors/prior__${env}__check__1" --run-dir "$tmp/runs_$env" >/dev/null
-done
+untrained_priors "$tmp" "$llm"
 # grid.py with `jobs` runs side by side (seeds 1 .. runs); prints the wall time in seconds
 grid() {  # env steps jobs runs extra-args...
     local env="$1" steps="$2" jobs="$3" runs="$4" start

@@ -191,16 +191,16 @@ class Run:
 def precision_conflict(runs: list[Run], todo: list[Run]) -> Optional[str]:
     """Why a run still to go would mix with a finished run of its method: a prior run in another precision (bf16
     where the CPU or GPU computes it natively, else fp32), or None."""
+    recorded: dict[str, dict[str, Path]] = {}  # method -> each precision its finished runs used -> a summary of it
+    for run in runs:
+        for path in run.summaries():  # a run still to go has none
+            if dtype := json.loads(path.read_text()).get("prior_dtype"):
+                recorded.setdefault(run.method, {}).setdefault(dtype, path)
     for run in todo:
-        if run.prior_dtype is None:
-            continue
-        for other in runs:
-            if other.method == run.method and other not in todo:
-                for path in other.summaries():
-                    recorded = json.loads(path.read_text()).get("prior_dtype")
-                    if recorded and recorded != run.prior_dtype:
-                        return (f"{path} ran its prior in {recorded}, and {run.method} seed {run.seed} would run it in "
-                                f"{run.prior_dtype} on this machine")
+        for dtype, path in recorded.get(run.method, {}).items():
+            if run.prior_dtype is not None and dtype != run.prior_dtype:
+                return (f"{path} ran its prior in {dtype}, and {run.method} seed {run.seed} would run it in "
+                        f"{run.prior_dtype} on this machine")
     return None
 
 
