@@ -1,11 +1,31 @@
-"""Shared fixtures: tiny-random priors fine-tuned for a few steps on small demonstration files."""
+"""Shared fixtures: tiny-random priors fine-tuned for a few steps on small demonstration files. The suite runs in
+parallel (pytest-xdist, one worker per core): each worker computes in one thread, and the tests that share an
+expensive module fixture run on one worker, which builds it once."""
 
+import os
 from pathlib import Path
 
 import pytest
+import torch
 
 import collect_demos
 from tests.helpers import finetune
+
+# module fixtures that take minutes: the tests that use one are sent to the same worker
+SHARED_ON_ONE_WORKER = ("small_grid", "metaworld_grid")
+
+
+def pytest_configure(config):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)  # as many workers as cores; the subprocesses of the tests run in one thread too
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for name in SHARED_ON_ONE_WORKER:
+            if name in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(name))
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import collect_demos
 import finetune_prior
+from tests import script_runner
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,9 +24,10 @@ def finetune(tmp_path_factory, name: str, demo_args: collect_demos.Args, **overr
 
 def run_script(script: str, *argv: str, timeout: int = 600, cwd: Path = ROOT,
                env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run one of the project's scripts in a subprocess, offline, one thread (`env`: more variables)."""
-    return subprocess.run([sys.executable, str(ROOT / script), *argv], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **(env or {})})
+    """Run one of the project's scripts as `python script ARGV` does, offline, one thread (`env`: more variables), in a
+    process forked from one that has imported the heavy libraries (tests/script_runner.py)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **(env or {})}
+    return script_runner.run(ROOT / script, list(argv), cwd, env, timeout)
 
 
 def assert_one_sentence_error(result: subprocess.CompletedProcess, script: str, message: str) -> None:
