@@ -966,12 +966,12 @@ def evaluate_nll(model: LatentActionPrior, obs, texts, actions, batch_size: int,
 
 
 def main(args: Args) -> Path:
+    validate_args(args)  # before the slow imports: a bad flag is reported at once
     from peft import LoraConfig, get_peft_model
     from torch.utils.tensorboard import SummaryWriter
 
     from collect_demos import DemoError, load_demos
 
-    validate_args(args)
     try:
         arrays, demo_meta = load_demos(args.demos)
     except DemoError as error:
