@@ -83,10 +83,11 @@ def _child(script: str, argv: list[str], cwd: str, env: dict[str, str], out: str
 
 def run(script: Path, argv: list[str], cwd: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
     """`subprocess.run([python, script, *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)`,
-    forked from the server; in a new interpreter where `env` sets a variable that is read when a library is imported."""
+    forked from the server; in a new interpreter where `env` sets a variable that is read when a library is imported,
+    and off Linux (macOS forbids some libraries to run in a forked child)."""
     command = [sys.executable, str(script), *argv]
-    context = _server_context()
-    if any(env.get(name) != _server_env.get(name) for name in IMPORT_TIME_ENV):
+    context = _server_context() if sys.platform == "linux" else None
+    if context is None or any(env.get(name) != _server_env.get(name) for name in IMPORT_TIME_ENV):
         return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     with tempfile.TemporaryDirectory() as folder:
         out, err = Path(folder, "stdout"), Path(folder, "stderr")

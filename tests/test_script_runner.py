@@ -23,6 +23,7 @@ sys.exit(int(sys.argv[2]))
 """
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="the runner forks on Linux only")
 @pytest.mark.parametrize("how", ["0", "3", "exit-message", "raise"])
 def test_a_forked_run_gives_what_a_new_interpreter_gives(tmp_path, how):
     script = tmp_path / "script.py"
