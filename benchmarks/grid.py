@@ -197,8 +197,10 @@ def precision_conflict(runs: list[Run], todo: list[Run]) -> Optional[str]:
             if dtype := json.loads(path.read_text()).get("prior_dtype"):
                 recorded.setdefault(run.method, {}).setdefault(dtype, path)
     for run in todo:
+        if run.prior_dtype is None:
+            continue
         for dtype, path in recorded.get(run.method, {}).items():
-            if run.prior_dtype is not None and dtype != run.prior_dtype:
+            if dtype != run.prior_dtype:
                 return (f"{path} ran its prior in {dtype}, and {run.method} seed {run.seed} would run it in "
                         f"{run.prior_dtype} on this machine")
     return None

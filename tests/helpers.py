@@ -26,7 +26,7 @@ def run_script(script: str, *argv: str, timeout: int = 600, cwd: Path = ROOT,
                env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run one of the project's scripts as `python script ARGV` does, offline, one thread (`env`: more variables), in a
     process forked from one that has imported the heavy libraries (tests/script_runner.py)."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **(env or {})}
+    env = {**os.environ, **script_runner.SERVER_ENV, **(env or {})}  # offline, one thread: what its server runs with
     return script_runner.run(ROOT / script, list(argv), cwd, env, timeout)
 
 
