@@ -87,6 +87,9 @@ class Args:
     """floor of the Gaussian prior's standard deviation (keeps the KL finite)"""
     gradient_checkpointing: bool = False
     """recompute the LLM's activations in the backward pass: less memory for the larger LLMs, more time per step"""
+    compile: bool = False
+    """compile the LLM's decoder layers with `torch.compile` (dynamic shapes): fewer, fused kernels for a step that waits
+    on launching them, as on a GPU; the first steps take a minute or more to compile"""
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     """`bf16`: bf16 autocast with fp32 weights (about 2x faster on GPUs and CPUs with native bf16); `fp32`: plain fp32; `auto`: bf16 where the device has native bf16, else fp32"""
     seed: int = 1
@@ -350,6 +353,16 @@ class LatentActionPrior(nn.Module):
         # samples that share a prompt may share its forward only where no dropout draws a mask per sample
         self._dropout_free = not getattr(llm.config, "attention_dropout", 0.0) and all(
             module.p == 0 for module in llm.modules() if isinstance(module, nn.Dropout))
+        self.compiled = False
+
+    def compile_layers(self) -> None:
+        """`torch.compile` each decoder layer in place (the saved weights keep their names). The layers share one
+        compiled graph, so compiling takes the time of one layer, not of the whole LLM; the shared-prompt forward, which
+        hands each layer its own cache (one graph per layer), is left out."""
+        layers = [module for module in self.llm.modules() if type(module).__name__.endswith("DecoderLayer")]
+        for module in layers or [self.llm]:
+            module.compile(dynamic=True)
+        self.compiled = True
 
     def prompt_ids(self, text: str) -> list[int]:
         if text not in self._token_ids:
@@ -393,7 +406,7 @@ class LatentActionPrior(nn.Module):
         prompts = {text: len(self.prompt_ids(text)) for text in texts}
         longest = max(prompts.values())
         shared_tokens = len(prompts) * longest + len(texts) * self.state_tokens
-        if (obs.device.type == "cpu" and self._dropout_free and not self.llm.is_gradient_checkpointing
+        if (obs.device.type == "cpu" and self._dropout_free and not (self.llm.is_gradient_checkpointing or self.compiled)
                 and shared_tokens <= 0.75 * len(texts) * (longest + self.state_tokens)):
             return self.shared_prompt_hidden(obs, texts)
         return self.last_hidden(obs, texts)
@@ -1014,6 +1027,8 @@ def main(args: Args) -> Path:
     model = LatentActionPrior(
         llm, tokenizer, arrays["obs"].shape[1], action_space, args.state_tokens, obs_mean, obs_std, args.min_std
     ).to(device)
+    if args.compile:
+        model.compile_layers()
     trainable = [p for p in model.parameters() if p.requires_grad]
     weights = "random" if args.llm in RANDOM_LLMS else args.llm_init
     precision = "bf16 autocast" if autocast_bf16 else "fp32"
@@ -1035,7 +1050,7 @@ def main(args: Args) -> Path:
     metrics: dict[str, float] = {}
     rng = np.random.default_rng(args.seed)
     start = last_print = time.time()
-    step_seconds = 0.0  # the gradient steps alone, without the validation passes
+    step_times = []  # each gradient step's seconds, without the validation passes
     for step in range(1, args.train_steps + 1):
         step_start = time.time()
         obs, texts, actions = take(rng.choice(train_rows, size=args.batch_size, replace=len(train_rows) < args.batch_size))
@@ -1049,7 +1064,7 @@ def main(args: Args) -> Path:
         if args.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(trainable, args.max_grad_norm)
         optimizer.step()
-        step_seconds += time.time() - step_start
+        step_times.append(time.time() - step_start)
         writer.add_scalar("prior/train_nll", loss.item(), step)
         if (step % args.eval_every == 0 or step == args.train_steps) and len(val_rows):
             metrics = evaluate_nll(model, val_obs, val_texts, val_actions, 4 * args.batch_size, discrete)
@@ -1065,7 +1080,7 @@ def main(args: Args) -> Path:
             last_print = time.time()
         elif step == 1 or time.time() - last_print >= PROGRESS_SECONDS:  # a slow fine-tune shows its pace early
             elapsed = time.time() - start
-            print(f"step {step}/{args.train_steps}  train_nll {loss.item():.3f}  {step_seconds / step:.1f}s a step, "
+            print(f"step {step}/{args.train_steps}  train_nll {loss.item():.3f}  {sum(step_times) / step:.1f}s a step, "
                   f"{elapsed:.0f}s elapsed, eta {elapsed / step * (args.train_steps - step):.0f}s", flush=True)
             last_print = time.time()
     writer.close()
@@ -1090,7 +1105,8 @@ def main(args: Args) -> Path:
         "val_metrics": metrics,
         "val_majority_accuracy": float(baseline) if baseline else None,
         "train_seconds": round(time.time() - start, 1),
-        "seconds_per_step": round(step_seconds / args.train_steps, 3),
+        "seconds_per_step": round(sum(step_times) / args.train_steps, 3),
+        "seconds_per_step_median": round(float(np.median(step_times)), 3),  # without a slow start (compiling)
         "machine": {"device": str(device), "cpu": cpu_name(), "threads": torch.get_num_threads(),
                     "precision": "bf16 autocast" if autocast_bf16 else "fp32"},
         "args": asdict(args),

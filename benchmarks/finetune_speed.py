@@ -5,7 +5,8 @@
 
 Each variant is `finetune_prior.py` with the default settings plus its flags, run for `--steps` gradient steps in its
 own process on `--demos`; its checkpoint goes to a temporary folder. Reported: the mean seconds of a gradient step
-(validation passes excluded, `seconds_per_step` in the checkpoint's config) and what the default 400 steps would take.
+(validation passes excluded, `seconds_per_step` in the checkpoint's config), the median step (without a slow start such
+as `--compile`'s) and what the default 400 steps would take.
 """
 
 from __future__ import annotations
@@ -73,10 +74,12 @@ def main(args: Args) -> dict:
                                  f"{(done.stderr.strip().splitlines() or ['no output'])[-1]}")
             config = json.loads(Path(f"{tmp}/prior/config.json").read_text())
         results[name] = {"flags": shlex.join(flags), "seconds_per_step": config["seconds_per_step"],
+                         "seconds_per_step_median": config["seconds_per_step_median"],
                          "minutes_for_400_steps": round(config["seconds_per_step"] * 400 / 60, 1),
                          "precision": config["machine"]["precision"], "threads": config["machine"]["threads"],
                          "val_metrics": config["val_metrics"]}
-        print(f"  {config['seconds_per_step']:.2f} s per step ({config['machine']['precision']}, "
+        print(f"  {config['seconds_per_step']:.3f} s per step, median {config['seconds_per_step_median']:.3f} s "
+              f"({config['machine']['device']}, {config['machine']['precision']}, "
               f"{config['machine']['threads']} threads): {results[name]['minutes_for_400_steps']} min for 400 steps",
               flush=True)
     record = {"llm": args.llm, "llm_init": args.llm_init, "demos": args.demos, "steps": args.steps, "cpu": cpu_name(),

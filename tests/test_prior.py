@@ -227,6 +227,32 @@ def test_gradients_are_clipped_only_when_asked(tmp_path_factory, monkeypatch):
             finetune_prior.validate_args(Args(max_grad_norm=bad))
 
 
+def test_compiling_the_decoder_layers_keeps_the_results_and_the_checkpoint(tmp_path_factory, monkeypatch):
+    """`--compile` compiles each decoder layer in place; dynamo's eager backend here (inductor's code generation takes
+    minutes on a CPU) traces the same layers and runs what it traced."""
+    compiled = []
+    compile_module = torch.nn.Module.compile
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda module, **options: compiled.append(type(module).__name__)
+                        or compile_module(module, **{**options, "backend": "eager"}))
+    demos = collect_demos.Args(env="clevr", episodes=4, seed=3)
+    try:
+        paths = [finetune(tmp_path_factory, name, demos, train_steps=2, eval_every=2, compile=name == "compiled")
+                 for name in ("plain", "compiled")]
+    finally:
+        torch._dynamo.reset()
+    layers = load_llm("tiny-random")[0].config.num_hidden_layers
+    assert compiled == ["LlamaDecoderLayer"] * layers
+    plain, compiled_config = (read_prior_config(path) for path in paths)
+    for name, value in plain["val_metrics"].items():
+        assert compiled_config["val_metrics"][name] == pytest.approx(value, rel=1e-4, abs=1e-5)
+    assert sorted(os.listdir(paths[1])) == sorted(os.listdir(paths[0]))
+    prior = load_prior(paths[1], dtype=torch.float32)  # the saved weights keep their names: loads without compiling
+    obs, texts = paraphrased_states(3)
+    torch.testing.assert_close(prior(obs, texts), load_prior(paths[0], dtype=torch.float32)(obs, texts),
+                               rtol=1e-4, atol=1e-5)
+    assert compiled_config["seconds_per_step_median"] > 0
+
+
 def test_a_slow_fine_tune_shows_its_pace_between_validation_passes(tmp_path_factory, monkeypatch, capsys):
     demos = collect_demos.Args(env="clevr", episodes=4, seed=3)
     finetune(tmp_path_factory, "paced", demos, train_steps=4, eval_every=4)
