@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A GPU check (an estimated 6 minutes on an H100 machine) of benchmarks/grid.py --jobs with the runs sharing one GPU: LaGO
+# A GPU check (4.4 minutes on an H200 machine) of benchmarks/grid.py --jobs with the runs sharing one GPU: LaGO
 # at its defaults, each run in one thread with its prior on the GPU, alone (--jobs 1) and side by side (--jobs N).
 # One JSON per benchmark in the folder given (jobs_clevr.json, jobs_metaworld.json; a run cut short keeps the first):
 #   1. CLEVR-Robot: 2 runs one after the other, then 8 side by side (51,200 steps each);

@@ -359,6 +359,7 @@ def test_finetune_speed_times_each_variant_and_checkpointing_changes_no_result(t
     assert json.loads(out.read_text()) == record and list(record["variants"]) == ["default", "checkpointing", "fp32"]
     default, checkpointing, fp32 = (record["variants"][name] for name in ("default", "checkpointing", "fp32"))
     assert default["seconds_per_step"] > 0 and default["minutes_for_400_steps"] == round(default["seconds_per_step"] * 400 / 60, 1)
+    assert default["seconds_per_step_median"] > 0
     # the same fine-tune, recomputed activations; up to rounding, since without checkpointing the samples of a
     # prompt share its forward on a CPU
     assert checkpointing["val_metrics"] == pytest.approx(fp32["val_metrics"], rel=1e-4)
