@@ -230,18 +230,23 @@ def test_gradients_are_clipped_only_when_asked(tmp_path_factory, monkeypatch):
 def test_compiling_the_decoder_layers_keeps_the_results_and_the_checkpoint(tmp_path_factory, monkeypatch):
     """`--compile` compiles each decoder layer in place; dynamo's eager backend here (inductor's code generation takes
     minutes on a CPU) traces the same layers and runs what it traced."""
+    from torch._dynamo.utils import counters
+
     compiled = []
     compile_module = torch.nn.Module.compile
     monkeypatch.setattr(torch.nn.Module, "compile", lambda module, **options: compiled.append(type(module).__name__)
                         or compile_module(module, **{**options, "backend": "eager"}))
     demos = collect_demos.Args(env="clevr", episodes=4, seed=3)
+    counters.clear()
     try:
         paths = [finetune(tmp_path_factory, name, demos, train_steps=2, eval_every=2, compile=name == "compiled")
                  for name in ("plain", "compiled")]
+        graphs = counters["stats"]["unique_graphs"]
     finally:
         torch._dynamo.reset()
     layers = load_llm("tiny-random")[0].config.num_hidden_layers
-    assert compiled == ["LlamaDecoderLayer"] * layers
+    assert layers > 1 and compiled == ["LlamaDecoderLayer"] * layers
+    assert graphs == 2  # the layers share them: one for training, one for validation (without gradients)
     plain, compiled_config = (read_prior_config(path) for path in paths)
     for name, value in plain["val_metrics"].items():
         assert compiled_config["val_metrics"][name] == pytest.approx(value, rel=1e-4, abs=1e-5)
