@@ -88,8 +88,8 @@ class Args:
     gradient_checkpointing: bool = False
     """recompute the LLM's activations in the backward pass: less memory for the larger LLMs, more time per step"""
     compile: bool = False
-    """compile the LLM's decoder layers with `torch.compile` (dynamic shapes): fewer, fused kernels for a step that waits
-    on launching them, as on a GPU; the first steps take a minute or more to compile"""
+    """compile the LLM's decoder layers with `torch.compile` (dynamic shapes): on a GPU, where a step waits on launching
+    kernels, it halves a step after about a minute of compiling (pays beyond about 1,000 steps); slower on a CPU"""
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     """`bf16`: bf16 autocast with fp32 weights (about 2x faster on GPUs and CPUs with native bf16); `fp32`: plain fp32; `auto`: bf16 where the device has native bf16, else fp32"""
     seed: int = 1
