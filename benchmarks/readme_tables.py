@@ -34,6 +34,11 @@ class Args:
     """rewrite the tables in README.md instead of printing them"""
 
 
+def article(word: str) -> str:
+    """`an` before a vowel letter ("an AMD EPYC", "an Intel Xeon"), else `a`."""
+    return "an" if word[:1].upper() in "AEIOU" else "a"
+
+
 def state_tokens(count: int) -> str:
     return f"{count} state token{'s' * (count > 1)}"
 
@@ -136,7 +141,7 @@ def prior_table(results: Path = RESULTS) -> str:
     sentences = [
         (
             f"Batched inference, `{speed['llm']}`, batch {speed['batch']} with {speed['distinct_texts']} distinct texts, "
-            f"{speed['threads']} threads of a {speed['cpu']} CPU, LLM in {speed['dtype'].removeprefix('torch.')}: "
+            f"{speed['threads']} thread{'s' if speed['threads'] != 1 else ''} of {article(speed['cpu'])} {speed['cpu']} CPU, LLM in {speed['dtype'].removeprefix('torch.')}: "
             f"**{speed['cached_states_per_second']:,.0f} states/s** with the cached task prefix "
             f"({speed['cached_first_call_states_per_second']:,.0f} on the first call, prefixes included), "
             f"{speed['uncached_states_per_second']:,.0f} states/s without "
