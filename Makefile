@@ -1,5 +1,5 @@
 # The two commands the README shows first.
-#   make quickstart   install everything, then run PPO and LaGO side by side (about 2.5 minutes)
+#   make quickstart   install everything, then run PPO and LaGO side by side (2.5 to 10 minutes)
 #   make test         install the test dependencies, then run the test suite
 PYTHON ?= python3
 
