@@ -3,7 +3,7 @@
 #   make test         install the test dependencies, then run the test suite
 PYTHON ?= python3
 
-.PHONY: install install-dev install-llm-large quickstart walkthrough ship-priors gpu-wheels gpu-check test env-results prior-results finetune-speed-results stage2-results clevr-tuning clevr-results metaworld-tuning metaworld-results report llm-study-clevr llm-study-metaworld llm-study qwen-lr-sweep
+.PHONY: install install-dev install-llm-large quickstart walkthrough ship-priors gpu-wheels gpu-check test env-results prior-results finetune-speed-results stage2-results clevr-tuning clevr-results metaworld-tuning metaworld-results report llm-study-clevr llm-study-metaworld llm-study llm-study-1.5b qwen-lr-sweep
 
 # a prior that a target needed on the way is kept, never deleted as an intermediate file
 .SECONDARY:
@@ -159,6 +159,17 @@ llm-study-metaworld: metaworld-results llm-alone-metaworld
 	$(GRID) --env metaworld --tasks door-open-v3,button-press-topdown-v3,drawer-open-v3 --methods $(LLM_LAGO) --seeds 1,2,3 \
 		--guidance-from results/metaworld-tuning/chosen.json
 llm-study: llm-study-clevr llm-study-metaworld report
+# Qwen2.5-Coder 1.5B alone, where the other LLMs' results are committed (a fresh checkout): its two priors, its LaGO
+# runs and the prior alone on both benchmarks, then the report. Needs native bf16 (AVX512-BF16 or AMX) or a GPU: about
+# 5 hours on 2 cores with native bf16, out of reach on an AVX2-only CPU (README, "Does the LLM matter?"); resumable
+QWEN_1_5B = qwen2.5-coder-1.5b
+llm-study-1.5b: install-llm-large checkpoints/prior__clevr__$(QWEN_1_5B)__1/config.json checkpoints/prior__metaworld__$(QWEN_1_5B)__1/config.json
+	$(GRID) --methods lago-$(QWEN_1_5B) --seeds $(CLEVR_SEEDS) --guidance-from results/clevr-tuning/chosen.json
+	$(PYTHON) benchmarks/llm_study.py --env clevr --priors $(QWEN_1_5B)
+	$(GRID) --env metaworld --tasks door-open-v3,button-press-topdown-v3,drawer-open-v3 --methods lago-$(QWEN_1_5B) --seeds 1,2,3 \
+		--guidance-from results/metaworld-tuning/chosen.json
+	$(PYTHON) benchmarks/llm_study.py --env metaworld --priors $(QWEN_1_5B)
+	$(MAKE) report
 
 # The GPU path in one command (benchmarks/gpu_check.sh, one JSON). A bare GPU machine with torch gets the rest as wheels,
 # with the pinned transformers and peft (its own may be older): make gpu-wheels here (Python 3.12, the GPU image's; about
