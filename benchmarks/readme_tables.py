@@ -39,8 +39,9 @@ def article(word: str) -> str:
     return "an" if word[:1].upper() in "AEIOU" else "a"
 
 
-def state_tokens(count: int) -> str:
-    return f"{count} state token{'s' * (count > 1)}"
+def counted(count: int, noun: str) -> str:
+    """`1 thread`, `2 threads`."""
+    return f"{count} {noun}{'s' * (count != 1)}"
 
 
 BENCHMARKS = (("clevr", "CLEVR-Robot"), ("metaworld", "Meta-World"))  # results/<folder>, the name in the tables
@@ -117,8 +118,7 @@ def prior_table(results: Path = RESULTS) -> str:
         return sum(metaworld["results"][f"metaworld/{task}/{split}"]["success_rate"] for task in tasks) / len(tasks)
 
     def fine_tuning(prior: dict) -> str:
-        threads = prior["machine"]["threads"]
-        return f"{prior['train_seconds'] / 60:.1f} min ({threads} thread{'s' * (threads > 1)})"
+        return f"{prior['train_seconds'] / 60:.1f} min ({counted(prior['machine']['threads'], 'thread')})"
 
     lines = [
         "| benchmark (LLM) | demonstrations (train / val transitions) | validation | fine-tuning on a CPU | prior alone, greedy |",
@@ -141,7 +141,8 @@ def prior_table(results: Path = RESULTS) -> str:
     sentences = [
         (
             f"Batched inference, `{speed['llm']}`, batch {speed['batch']} with {speed['distinct_texts']} distinct texts, "
-            f"{speed['threads']} thread{'s' if speed['threads'] != 1 else ''} of {article(speed['cpu'])} {speed['cpu']} CPU, LLM in {speed['dtype'].removeprefix('torch.')}: "
+            f"{counted(speed['threads'], 'thread')} of {article(speed['cpu'])} {speed['cpu']} CPU, "
+            f"LLM in {speed['dtype'].removeprefix('torch.')}: "
             f"**{speed['cached_states_per_second']:,.0f} states/s** with the cached task prefix "
             f"({speed['cached_first_call_states_per_second']:,.0f} on the first call, prefixes included), "
             f"{speed['uncached_states_per_second']:,.0f} states/s without "
@@ -168,7 +169,7 @@ def stage2_speed_table(results: Path = RESULTS) -> str:
         s = run["lago_settings"]
         bench = "CLEVR-Robot" if run["env"] == "clevr" else f"Meta-World `{run['task']}`"
         lines.append(
-            f"| {run['cpu']}, {run['prior_dtype']} | {bench} | {state_tokens(run['state_tokens'])}, "
+            f"| {run['cpu']}, {run['prior_dtype']} | {bench} | {counted(run['state_tokens'], 'state token')}, "
             f"`--prior-fraction {s['prior_fraction']:g}`, "
             f"{s['guidance_schedule']} to 0 at {s['guidance_decay_end']:g} "
             f"| {run['total_timesteps']:,} | {run['repeats']} | {run['ppo_seconds']:.0f} s | {run['lago_seconds']:.0f} s "
@@ -196,7 +197,7 @@ def run_notes(settings: dict, folder: Path) -> list[str]:
         tasks = f", demonstrations of {len(prior['tasks'])} tasks" if prior.get("tasks") else ""
         lines.append(
             f"- the `{prior['llm']}` prior of `{method}` ({prior['llm_init']} weights, "
-            f"{state_tokens(prior['state_tokens'])}{tasks}): fine-tuned in "
+            f"{counted(prior['state_tokens'], 'state token')}{tasks}): fine-tuned in "
             f"{prior['train_seconds'] / 60:.0f} min with precision `{prior['args']['precision']}`, {fit}, NLL {metrics['nll']:.3f}"
         )
     return lines
