@@ -151,23 +151,25 @@ report-%:
 # answers (results/llm/). Needs make install-llm-large; resumable
 LLM_PRIORS = smollm2-135m smollm2-135m-random gemma3-270m qwen2.5-coder-0.5b qwen2.5-coder-0.5b-random qwen2.5-coder-1.5b
 LLM_LAGO = lago-smollm2-135m-random,lago-gemma3-270m,lago-qwen2.5-coder-0.5b,lago-qwen2.5-coder-0.5b-random,lago-qwen2.5-coder-1.5b
+# the LLM study's LaGO grids, given --methods: every reported CLEVR-Robot seed, and the three Meta-World tasks x 3 seeds
+LLM_GRID_CLEVR = $(GRID) --seeds $(CLEVR_SEEDS) --guidance-from results/clevr-tuning/chosen.json
+LLM_GRID_METAWORLD = $(GRID) --env metaworld --tasks door-open-v3,button-press-topdown-v3,drawer-open-v3 --seeds 1,2,3 \
+	--guidance-from results/metaworld-tuning/chosen.json
 llm-alone-%: install-llm-large $(foreach prior,$(LLM_PRIORS),checkpoints/prior__%__$(prior)__1/config.json)
 	$(PYTHON) benchmarks/llm_study.py --env $*
 llm-study-clevr: clevr-results llm-alone-clevr
-	$(GRID) --methods $(LLM_LAGO) --seeds $(CLEVR_SEEDS) --guidance-from results/clevr-tuning/chosen.json
+	$(LLM_GRID_CLEVR) --methods $(LLM_LAGO)
 llm-study-metaworld: metaworld-results llm-alone-metaworld
-	$(GRID) --env metaworld --tasks door-open-v3,button-press-topdown-v3,drawer-open-v3 --methods $(LLM_LAGO) --seeds 1,2,3 \
-		--guidance-from results/metaworld-tuning/chosen.json
+	$(LLM_GRID_METAWORLD) --methods $(LLM_LAGO)
 llm-study: llm-study-clevr llm-study-metaworld report
 # Qwen2.5-Coder 1.5B alone, where the other LLMs' results are committed (a fresh checkout): its two priors, its LaGO
 # runs and the prior alone on both benchmarks, then the report. Needs native bf16 (AVX512-BF16 or AMX) or a GPU: about
 # 5 hours on 2 cores with native bf16, out of reach on an AVX2-only CPU (README, "Does the LLM matter?"); resumable
 QWEN_1_5B = qwen2.5-coder-1.5b
 llm-study-1.5b: install-llm-large checkpoints/prior__clevr__$(QWEN_1_5B)__1/config.json checkpoints/prior__metaworld__$(QWEN_1_5B)__1/config.json
-	$(GRID) --methods lago-$(QWEN_1_5B) --seeds $(CLEVR_SEEDS) --guidance-from results/clevr-tuning/chosen.json
+	$(LLM_GRID_CLEVR) --methods lago-$(QWEN_1_5B)
 	$(PYTHON) benchmarks/llm_study.py --env clevr --priors $(QWEN_1_5B)
-	$(GRID) --env metaworld --tasks door-open-v3,button-press-topdown-v3,drawer-open-v3 --methods lago-$(QWEN_1_5B) --seeds 1,2,3 \
-		--guidance-from results/metaworld-tuning/chosen.json
+	$(LLM_GRID_METAWORLD) --methods lago-$(QWEN_1_5B)
 	$(PYTHON) benchmarks/llm_study.py --env metaworld --priors $(QWEN_1_5B)
 	$(MAKE) report
 
