@@ -844,6 +844,21 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+CPU_BF16_VARIABLE = "LAGO_CPU_BF16"  # 1 or 0: take the CPU for one with (1) or without (0) native bf16
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether the CPU computes bf16 natively (AVX512-BF16 or AMX), unless LAGO_CPU_BF16 says otherwise.
+
+    `LAGO_CPU_BF16=0` runs everything as on a CPU without native bf16 (fp32), `LAGO_CPU_BF16=1` as on one
+    with it (bf16, emulated where the CPU has no native bf16): the tests take both paths on every CPU.
+    """
+    setting = os.environ.get(CPU_BF16_VARIABLE, "")
+    if setting not in ("", "0", "1"):
+        raise PriorError(f"the environment variable {CPU_BF16_VARIABLE} must be 0 or 1 (or unset), got {setting!r}")
+    return setting == "1" if setting else torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 def fast_dtype(device: torch.device) -> torch.dtype:
     """bf16 where the device computes it natively (CUDA, CPUs with AVX512-BF16 or AMX), else fp32.
 
@@ -852,7 +867,7 @@ def fast_dtype(device: torch.device) -> torch.dtype:
     """
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else torch.float32
+    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
 
 
 def resolve_device(device: str) -> torch.device:

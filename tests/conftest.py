@@ -28,6 +28,14 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.xdist_group(name))
 
 
+@pytest.fixture(params=["bf16", "fp32"], ids=["cpu-bf16", "cpu-fp32"])
+def cpu_precision(request, monkeypatch) -> str:
+    """The test runs twice, whatever this CPU is: as on a CPU with native bf16 and as on one without (LAGO_CPU_BF16=1,
+    then 0), so that `--precision auto` and the stage-2 prior take each path on every machine."""
+    monkeypatch.setenv("LAGO_CPU_BF16", "1" if request.param == "bf16" else "0")
+    return request.param
+
+
 @pytest.fixture(scope="session")
 def clevr_prior(tmp_path_factory) -> Path:
     return finetune(tmp_path_factory, "clevr", collect_demos.Args(env="clevr", episodes=15, seed=2))

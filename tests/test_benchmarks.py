@@ -350,6 +350,7 @@ def test_stage2_speed_reports_medians_and_the_ratio(tmp_path, clevr_prior):
 def test_finetune_speed_times_each_variant_and_checkpointing_changes_no_result(tmp_path):
     import collect_demos
     from benchmarks import finetune_speed
+    from finetune_prior import cpu_has_native_bf16
 
     collect_demos.main(collect_demos.Args(env="clevr", episodes=10, seed=3, out=str(tmp_path / "demos.npz")))
     out = tmp_path / "speed.json"
@@ -364,6 +365,7 @@ def test_finetune_speed_times_each_variant_and_checkpointing_changes_no_result(t
     # prompt share its forward on a CPU
     assert checkpointing["val_metrics"] == pytest.approx(fp32["val_metrics"], rel=1e-4)
     assert fp32["precision"] == "fp32"
+    assert default["precision"] == ("bf16 autocast" if cpu_has_native_bf16() else "fp32")  # auto: both, test_prior
     with pytest.raises(SystemExit, match="variant 'bad' failed: .*--state-tokens must be a positive integer"):
         finetune_speed.main(finetune_speed.Args(llm="tiny-random", demos=str(tmp_path / "demos.npz"), steps=1,
                                                 variants="bad=--state-tokens 0"))

@@ -13,8 +13,7 @@ import finetune_prior
 from envs.clevr_robot import CLEVRRobotEnv
 from envs.metaworld_tasks import make_metaworld_env
 from finetune_prior import Args, PriorError, load_llm, load_prior, read_prior_config
-from tests.helpers import assert_one_sentence_error, finetune, run_script
-
+from tests.helpers import CLOSE, assert_one_sentence_error, finetune, run_script
 
 
 @pytest.mark.parametrize("prior_name", ["clevr_prior", "metaworld_prior"])
@@ -96,15 +95,19 @@ def paraphrased_states(count: int, **env_kwargs) -> tuple[np.ndarray, list[str]]
     return np.stack([obs for obs, _ in resets]), [info["goal_text"] for _, info in resets]
 
 
-def test_prefix_cache_equals_the_uncached_forward(clevr_prior):
-    prior = load_prior(clevr_prior, dtype=torch.float32)
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}  # the stage-2 prior's LLM: bf16 where the CPU computes it
+
+
+@pytest.mark.parametrize("precision", DTYPES)
+def test_prefix_cache_equals_the_uncached_forward(clevr_prior, precision):
+    prior = load_prior(clevr_prior, dtype=DTYPES[precision])
     obs, texts = paraphrased_states(12)  # texts of different lengths: padding matters
     cached, uncached = prior(obs, texts, use_cache=True), prior(obs, texts, use_cache=False)
-    assert cached.shape == (12, 40)
-    torch.testing.assert_close(cached, uncached, rtol=1e-4, atol=1e-5)
+    assert cached.shape == (12, 40) and cached.dtype == torch.float32  # the heads compute in fp32
+    torch.testing.assert_close(cached, uncached, **CLOSE[precision])
     # the same text twice reuses its prefix and gives the same answer as one at a time
     single = torch.cat([prior(obs[i : i + 1], texts[i : i + 1]) for i in range(12)])
-    torch.testing.assert_close(cached, single, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(cached, single, **CLOSE[precision])
 
 
 def test_prefixes_added_over_several_calls_give_what_one_call_gives(clevr_prior):
@@ -126,7 +129,8 @@ def test_prefixes_added_over_several_calls_give_what_one_call_gives(clevr_prior)
     torch.testing.assert_close(grown(obs, texts), grown(obs, texts, use_cache=False), rtol=1e-4, atol=1e-5)
 
 
-def test_states_sharing_llm_rows_give_what_one_row_per_state_gives(clevr_prior):
+@pytest.mark.parametrize("precision", DTYPES)
+def test_states_sharing_llm_rows_give_what_one_row_per_state_gives(clevr_prior, precision):
     """States of one instruction side by side in an LLM row, behind one copy of its prefix: the block mask keeps
     them apart, so each gets what it gets alone; groups that fill rows, leave partial rows, or hold one state."""
     obs, texts = paraphrased_states(20, goal_split="all")
@@ -134,17 +138,17 @@ def test_states_sharing_llm_rows_give_what_one_row_per_state_gives(clevr_prior):
     rows = rng.permutation(np.concatenate([np.full(11, 0), np.full(4, 1), [2], np.full(7, 3)]))
     obs = obs[rng.integers(len(obs), size=len(rows))] + rng.normal(0, 0.1, (len(rows), obs.shape[1])).astype(np.float32)
     batch = [texts[i] for i in rows]
-    per_state = load_prior(clevr_prior, dtype=torch.float32)
+    per_state = load_prior(clevr_prior, dtype=DTYPES[precision])
     expected = per_state(obs, batch)
-    shared = load_prior(clevr_prior, dtype=torch.float32)
+    shared = load_prior(clevr_prior, dtype=DTYPES[precision])
     for width in (4, 64):  # rows of 4 (full and partial), and one row per instruction
         hidden = shared._shared_row_hidden(torch.as_tensor(obs), batch, width)
-        torch.testing.assert_close(shared.model.distribution_params(hidden), expected, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(shared.model.distribution_params(hidden), expected, **CLOSE[precision])
     shared.states_per_row = 64
     assert shared._row_width(batch) > 1  # groups this size share rows by default
-    torch.testing.assert_close(shared(obs, batch), expected, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(shared(obs[:1], batch[:1]), expected[:1], rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(expected, per_state(obs, batch, use_cache=False), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(shared(obs, batch), expected, **CLOSE[precision])
+    torch.testing.assert_close(shared(obs[:1], batch[:1]), expected[:1], **CLOSE[precision])
+    torch.testing.assert_close(expected, per_state(obs, batch, use_cache=False), **CLOSE[precision])
 
 
 def test_the_row_width_follows_how_many_states_share_an_instruction(clevr_prior):
@@ -206,6 +210,19 @@ def test_random_init_changes_the_weights_but_not_the_architecture():
     assert torch.equal(first, next(same.parameters())) and not torch.equal(first, next(other.parameters()))
 
 
+def test_lago_cpu_bf16_decides_what_a_cpu_counts_as(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.delenv("LAGO_CPU_BF16", raising=False)
+    native = torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else torch.float32
+    assert finetune_prior.fast_dtype(cpu) == native
+    for setting, dtype in (("0", torch.float32), ("1", torch.bfloat16), ("", native)):
+        monkeypatch.setenv("LAGO_CPU_BF16", setting)
+        assert finetune_prior.fast_dtype(cpu) == dtype
+    monkeypatch.setenv("LAGO_CPU_BF16", "yes")
+    with pytest.raises(PriorError, match="the environment variable LAGO_CPU_BF16 must be 0 or 1 .or unset., got 'yes'"):
+        finetune_prior.fast_dtype(cpu)
+
+
 def test_unknown_llm_is_one_clear_error(tmp_path):
     with pytest.raises(PriorError, match="--llm 'gpt-9' is neither an alias"):
         finetune_prior.validate_args(Args(llm="gpt-9"))
@@ -227,9 +244,11 @@ def test_gradients_are_clipped_only_when_asked(tmp_path_factory, monkeypatch):
             finetune_prior.validate_args(Args(max_grad_norm=bad))
 
 
-def test_compiling_the_decoder_layers_keeps_the_results_and_the_checkpoint(tmp_path_factory, monkeypatch):
+def test_compiling_the_decoder_layers_keeps_the_results_and_the_checkpoint(tmp_path_factory, monkeypatch, cpu_precision):
     """`--compile` compiles each decoder layer in place; dynamo's eager backend here (inductor's code generation takes
-    minutes on a CPU) traces the same layers and runs what it traced."""
+    minutes on a CPU) traces the same layers and runs what it traced. Both fine-tunes run in `--precision auto`, so in
+    bf16 autocast on a CPU with native bf16: there the uncompiled run shares each prompt's forward and the compiled one
+    does not, so their logits differ by bf16 rounding (CLOSE["bf16"]), in fp32 by float rounding."""
     from torch._dynamo.utils import counters
 
     compiled = []
@@ -241,12 +260,14 @@ def test_compiling_the_decoder_layers_keeps_the_results_and_the_checkpoint(tmp_p
     try:
         paths = [finetune(tmp_path_factory, name, demos, train_steps=2, eval_every=2, compile=name == "compiled")
                  for name in ("plain", "compiled")]
+        precisions = [read_prior_config(path)["machine"]["precision"] for path in paths]
         graphs = counters["stats"]["unique_graphs"]
     finally:
         torch._dynamo.reset()
     layers = load_llm("tiny-random")[0].config.num_hidden_layers
     assert layers > 1 and compiled == ["LlamaDecoderLayer"] * layers
     assert graphs == 2  # the layers share them: one for training, one for validation (without gradients)
+    assert precisions == [{"bf16": "bf16 autocast", "fp32": "fp32"}[cpu_precision]] * 2
     plain, compiled_config = (read_prior_config(path) for path in paths)
     for name, value in plain["val_metrics"].items():
         assert compiled_config["val_metrics"][name] == pytest.approx(value, rel=1e-4, abs=1e-5)
@@ -254,7 +275,7 @@ def test_compiling_the_decoder_layers_keeps_the_results_and_the_checkpoint(tmp_p
     prior = load_prior(paths[1], dtype=torch.float32)  # the saved weights keep their names: loads without compiling
     obs, texts = paraphrased_states(3)
     torch.testing.assert_close(prior(obs, texts), load_prior(paths[0], dtype=torch.float32)(obs, texts),
-                               rtol=1e-4, atol=1e-5)
+                               **CLOSE[cpu_precision])
     assert compiled_config["seconds_per_step_median"] > 0
 
 

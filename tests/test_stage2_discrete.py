@@ -8,7 +8,6 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import lago_clevr_discrete
-from finetune_prior import fast_dtype
 from rundir import REVISION
 from lago_clevr_discrete import Args, guidance_coef
 from tests.helpers import assert_one_sentence_error, run_script
@@ -48,11 +47,11 @@ def test_ppo_end_to_end_writes_the_summary_and_cleanrl_tags(ppo_run):
         assert scalars(ppo_run, tag), tag
 
 
-def test_lago_end_to_end_logs_the_guidance(tmp_path, clevr_prior):
+def test_lago_end_to_end_logs_the_guidance(tmp_path, clevr_prior, cpu_precision):
     summary = run_ok("lago_clevr_discrete.py", tmp_path / "run", "--prior-path", str(clevr_prior),
                      "--guidance-schedule", "linear", "--guidance-decay-end", "0.6")
     assert summary["global_step"] == 1024 and summary["llm"] == "tiny-random" and summary["prior_seconds"] > 0
-    assert summary["prior_dtype"] == str(fast_dtype(torch.device("cpu"))).removeprefix("torch.")  # bf16 only where native
+    assert summary["prior_dtype"] == {"bf16": "bfloat16", "fp32": "float32"}[cpu_precision]
     coefs = [value for _, value in scalars(tmp_path / "run", "charts/guidance_coef")]
     assert coefs == pytest.approx([0.1, 0.1 * (1 - 0.25 / 0.6), 0.1 * (1 - 0.5 / 0.6), 0.0])
     assert len(scalars(tmp_path / "run", "losses/guidance_kl")) == 3  # the prior is not queried once beta is 0
