@@ -23,7 +23,9 @@ from typing import Callable, Optional
 import numpy as np
 import tyro
 
-from finetune_prior import FrozenPrior, PriorError, load_prior, read_prior_config
+from lago_utils.frozen_prior import FrozenPrior
+from lago_utils.llm import PriorError
+from lago_utils.prior_io import load_prior, read_prior_config
 
 
 @dataclass

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from finetune_prior import cpu_name  # noqa: E402,F401  (re-exported: the CPU of a timed run)
+from lago_utils.device import cpu_name  # noqa: E402,F401  (re-exported: the CPU of a timed run)
 
 
 def write_json(path: str | Path, results: dict) -> None:

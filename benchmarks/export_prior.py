@@ -29,7 +29,8 @@ import tyro
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from finetune_prior import Args as FinetuneArgs  # noqa: E402
-from finetune_prior import PriorError, load_prior, read_prior_config  # noqa: E402
+from lago_utils.llm import PriorError  # noqa: E402
+from lago_utils.prior_io import load_prior, read_prior_config  # noqa: E402
 
 KEEP_FP32 = ("obs_mean", "obs_std")  # a few numbers, and bf16 would shift the normalised observation
 

@@ -43,6 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import collect_demos  # noqa: E402
 import finetune_prior  # noqa: E402
+from lago_utils.llm import PriorError, converted_weights  # noqa: E402
+from lago_utils.prior_io import read_prior_config  # noqa: E402
 from benchmarks import prior_speed, stage2_speed  # noqa: E402
 from benchmarks.common import cpu_name, write_json  # noqa: E402
 
@@ -108,9 +110,9 @@ def pick_llm(quick: bool) -> tuple[str, str]:
     if quick:
         return "tiny-random", "random (the tests' tiny LLM)"
     try:  # the weights converted (once) without building the model: the timed parts load it themselves
-        finetune_prior.converted_weights("smollm2-135m")
+        converted_weights("smollm2-135m")
         return "smollm2-135m", "pretrained"
-    except finetune_prior.PriorError as error:
+    except PriorError as error:
         print(f"no SmolLM2 weights here ({error}); timing its architecture with random weights", flush=True)
         return "smollm2-135m-arch", "random (SmolLM2-135M's architecture, byte tokenizer)"
 
@@ -149,7 +151,7 @@ def main(args: Args) -> dict:
             if env == "clevr":
                 result = {}
                 if busy.error is None:
-                    config = finetune_prior.read_prior_config(priors[env])
+                    config = read_prior_config(priors[env])
                     result = {"steps": steps, "batch_size": config["args"]["batch_size"],
                               "seconds": config["train_seconds"], "steps_per_second": steps / config["train_seconds"],
                               "device": config["machine"]["device"], "precision": config["machine"]["precision"]}

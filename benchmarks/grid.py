@@ -131,7 +131,7 @@ EVAL_SEED = 1_000_000  # = the RL scripts' EVAL_SEED: the prior alone plays the 
 def prior_states_per_second(prior: str) -> float:
     import torch
 
-    from finetune_prior import fast_dtype
+    from lago_utils.device import fast_dtype
 
     rates = PRIOR_STATES_PER_SECOND[str(fast_dtype(torch.device("cpu"))).removeprefix("torch.")]
     return rates.get(prior.removesuffix("-random"), rates["smollm2-135m"])
@@ -168,7 +168,8 @@ class Run:
         other methods, or where its --prior-device is missing here: the run will say so itself)."""
         if not self.method.startswith("lago-"):
             return None
-        from finetune_prior import PriorError, fast_dtype, resolve_device
+        from lago_utils.device import fast_dtype, resolve_device
+        from lago_utils.llm import PriorError
 
         try:
             return str(fast_dtype(resolve_device(self.args["prior_device"]))).removeprefix("torch.")

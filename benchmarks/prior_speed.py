@@ -25,7 +25,10 @@ import tyro
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from envs.clevr_robot import NUM_ACTIONS, OBS_DIM, CLEVRRobotEnv  # noqa: E402
 from benchmarks.common import cpu_name, write_json  # noqa: E402
-from finetune_prior import LatentActionPrior, freeze, load_llm, load_prior, resolve_device  # noqa: E402
+from lago_prior import LatentActionPrior  # noqa: E402
+from lago_utils.device import resolve_device  # noqa: E402
+from lago_utils.llm import load_llm  # noqa: E402
+from lago_utils.prior_io import freeze, load_prior  # noqa: E402
 
 
 @dataclass

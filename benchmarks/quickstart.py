@@ -23,7 +23,7 @@ import tyro
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from finetune_prior import SHIPPED_PRIORS  # noqa: E402
+from lago_utils.prior_io import SHIPPED_PRIORS  # noqa: E402
 
 
 @dataclass

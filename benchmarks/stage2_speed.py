@@ -31,7 +31,7 @@ import tyro
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import cpu_name, write_json  # noqa: E402
-from finetune_prior import read_prior_config  # noqa: E402
+from lago_utils.prior_io import read_prior_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SETUPS = {  # the PPO and LaGO scripts, the default prior, the default budget (whole rollouts of the default sizes)

@@ -350,7 +350,7 @@ def test_stage2_speed_reports_medians_and_the_ratio(tmp_path, clevr_prior):
 def test_finetune_speed_times_each_variant_and_checkpointing_changes_no_result(tmp_path):
     import collect_demos
     from benchmarks import finetune_speed
-    from finetune_prior import cpu_has_native_bf16
+    from lago_utils.device import cpu_has_native_bf16
 
     collect_demos.main(collect_demos.Args(env="clevr", episodes=10, seed=3, out=str(tmp_path / "demos.npz")))
     out = tmp_path / "speed.json"

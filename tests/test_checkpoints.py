@@ -10,26 +10,28 @@ import numpy as np
 import pytest
 import torch
 
-import finetune_prior
-from finetune_prior import LatentActionPrior, load_llm, load_prior, read_prior_config, save_prior
+from lago_prior import PROMPT_TEMPLATE, LatentActionPrior
+from lago_utils import prior_io
+from lago_utils.llm import load_llm
+from lago_utils.prior_io import load_prior, read_prior_config, save_prior
 from tests.helpers import ROOT
 
 
 def tiny_prior() -> tuple[LatentActionPrior, dict]:
-    """A tiny-random discrete prior with LoRA adapters, as finetune_prior.main builds it, and its config."""
+    """A tiny-random discrete prior with LoRA adapters, as finetune_prior.py builds it, and its config."""
     from peft import LoraConfig, get_peft_model
 
     llm, tokenizer = load_llm("tiny-random", seed=1)
     llm = get_peft_model(llm, LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
     model = LatentActionPrior(llm, tokenizer, 10, {"type": "discrete", "n": 40}, 1, np.zeros(10), np.ones(10))
-    config = {"format": finetune_prior.PRIOR_FORMAT, "llm": "tiny-random", "llm_init": "random", "seed": 1, "env": "clevr",
+    config = {"format": prior_io.PRIOR_FORMAT, "llm": "tiny-random", "llm_init": "random", "seed": 1, "env": "clevr",
               "obs_dim": 10, "action_space": {"type": "discrete", "n": 40}, "state_tokens": 1,
-              "prompt_template": finetune_prior.PROMPT_TEMPLATE, "min_std": 0.05}
+              "prompt_template": PROMPT_TEMPLATE, "min_std": 0.05}
     return model, config
 
 
 def save_killed_at_line(model, out, config, line: int, exchange: bool) -> bool:
-    """Save in a forked child that SIGKILLs itself at the `line`-th line it runs in finetune_prior.py's functions; True if the
+    """Save in a forked child that SIGKILLs itself at the `line`-th line it runs in lago_utils/prior_io.py's functions; True if the
     save finished first. Without `exchange`, the save takes the path of systems without an atomic exchange."""
     pid = os.fork()
     if pid == 0:
@@ -37,8 +39,8 @@ def save_killed_at_line(model, out, config, line: int, exchange: bool) -> bool:
 
         def trace(frame, event, arg):
             nonlocal count
-            if frame.f_code.co_filename != finetune_prior.__file__ or frame.f_code.co_name.startswith("<"):
-                return None  # the lines of finetune_prior.py's functions (not each turn of a comprehension)
+            if frame.f_code.co_filename != prior_io.__file__ or frame.f_code.co_name.startswith("<"):
+                return None  # the lines of prior_io.py's functions (not each turn of a comprehension)
             if event == "line":
                 count += 1
                 if count == line:
@@ -46,7 +48,7 @@ def save_killed_at_line(model, out, config, line: int, exchange: bool) -> bool:
             return trace
 
         if not exchange:
-            finetune_prior._rename_exchange = lambda a, b: False
+            prior_io._rename_exchange = lambda a, b: False
         sys.settrace(trace)
         save_prior(model, out, config)
         sys.settrace(None)
@@ -79,7 +81,7 @@ def test_a_save_killed_at_any_line_leaves_the_old_or_the_new_checkpoint(tmp_path
 def test_two_saves_at_once_both_finish_and_one_checkpoint_stands(tmp_path):
     out = tmp_path / "prior"
     code = ("import sys; sys.path.insert(0, sys.argv[1]); from tests.test_checkpoints import tiny_prior; "
-            "from finetune_prior import save_prior; model, config = tiny_prior()\n"
+            "from lago_utils.prior_io import save_prior; model, config = tiny_prior()\n"
             "for i in range(5): save_prior(model, sys.argv[2], {**config, 'version': sys.argv[3]})")
     writers = [subprocess.Popen([sys.executable, "-c", code, str(ROOT), str(out), name], stderr=subprocess.PIPE, text=True)
                for name in ("a", "b")]

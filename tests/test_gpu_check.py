@@ -4,7 +4,7 @@ import json
 import os
 import subprocess
 
-from finetune_prior import load_llm
+from lago_utils.llm import load_llm
 from tests.helpers import ROOT
 
 

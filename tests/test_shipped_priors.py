@@ -14,7 +14,7 @@ import lago_metaworld_continuous
 from benchmarks import export_prior
 from envs.clevr_robot import ENV_ID as CLEVR_ENV_ID
 from envs.metaworld_tasks import make_metaworld_env, task_prompt
-from finetune_prior import SHIPPED_PRIORS, load_prior
+from lago_utils.prior_io import SHIPPED_PRIORS, load_prior
 from tests.helpers import run_script
 
 

@@ -8,7 +8,7 @@ import pytest
 
 import lago_clevr_discrete
 import lago_metaworld_continuous
-from finetune_prior import cpu_has_native_bf16
+from lago_utils.device import cpu_has_native_bf16
 from lago_metaworld_continuous import Args, guidance_coef
 from tests.helpers import assert_one_sentence_error, run_script
 from tests.test_stage2_discrete import scalars
