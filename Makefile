@@ -3,7 +3,7 @@
 #   make test         install the test dependencies, then run the test suite
 PYTHON ?= python3
 
-.PHONY: install install-dev install-llm-large quickstart walkthrough ship-priors gpu-wheels gpu-check test env-results prior-results finetune-speed-results stage2-results clevr-tuning clevr-results metaworld-tuning metaworld-results report llm-study-clevr llm-study-metaworld llm-study llm-study-1.5b qwen-lr-sweep
+.PHONY: install install-dev install-llm-large quickstart walkthrough ship-priors gpu-wheels gpu-check test env-results prior-results finetune-speed-results stage2-results clevr-tuning clevr-results metaworld-tuning metaworld-results report llm-study-clevr llm-study-metaworld llm-study llm-study-1.5b qwen-lr-sweep controls-clevr controls-metaworld
 
 # a prior that a target needed on the way is kept, never deleted as an intermediate file
 .SECONDARY:
@@ -94,6 +94,17 @@ checkpoints/prior__%__qwen2.5-coder-1.5b__1/config.json: demos/%.npz
 ship-priors: checkpoints/prior__clevr__smollm2-135m__1/config.json checkpoints/prior__metaworld__smollm2-135m__1/config.json
 	for env in clevr metaworld; do $(PYTHON) benchmarks/export_prior.py --prior-path checkpoints/prior__$${env}__smollm2-135m__1 \
 		--out priors/$${env}__smollm2-135m; done
+# the control priors (benchmarks/control_priors.py): no language model (a prior trained as the LLM prior is, on the
+# same demonstrations, steps and loss), the uniform and marginal priors that ignore state and goal, and the LLM prior
+# reading one sentence for every goal
+checkpoints/prior__%__none__1/config.json: demos/%.npz
+	$(PYTHON) finetune_prior.py --demos $< --llm none --out $(@D)
+checkpoints/prior__%__uniform__1/config.json: demos/%.npz
+	$(PYTHON) benchmarks/control_priors.py --control uniform --demos $< --out $(@D)
+checkpoints/prior__%__marginal__1/config.json: demos/%.npz
+	$(PYTHON) benchmarks/control_priors.py --control marginal --demos $< --out $(@D)
+checkpoints/prior__%__smollm2-135m-nogoal__1/config.json: checkpoints/prior__%__smollm2-135m__1/config.json
+	$(PYTHON) benchmarks/control_priors.py --control no-goal --prior-path $(<D) --out $(@D)
 K1_PRIOR = checkpoints/prior__clevr__smollm2-135m-k1__1
 $(K1_PRIOR)/config.json: demos/clevr.npz
 	$(PYTHON) finetune_prior.py --demos demos/clevr.npz --llm smollm2-135m --state-tokens 1 --out $(K1_PRIOR)
@@ -172,6 +183,19 @@ llm-study-1.5b: install-llm-large checkpoints/prior__clevr__$(QWEN_1_5B)__1/conf
 	$(LLM_GRID_METAWORLD) --methods lago-$(QWEN_1_5B)
 	$(PYTHON) benchmarks/llm_study.py --env metaworld --priors $(QWEN_1_5B)
 	$(MAKE) report
+
+# What is LaGO's gain made of? LaGO guided by each control prior at the chosen setting, and behaviour cloning alone (the
+# no-LLM prior, greedy): CLEVR-Robot on the reported seeds; Meta-World over MT10 x 3 seeds (no goal words on the three
+# tasks where guidance mattered most). Resumable
+CONTROLS_CLEVR = lago-uniform,lago-marginal,lago-smollm2-135m-nogoal,lago-none
+controls-clevr: clevr-results $(foreach prior,none uniform marginal smollm2-135m-nogoal,checkpoints/prior__clevr__$(prior)__1/config.json)
+	$(LLM_GRID_CLEVR) --methods $(CONTROLS_CLEVR)
+	$(GRID) --methods prior-alone-none --seeds 1
+controls-metaworld: metaworld-results $(foreach prior,none marginal smollm2-135m-nogoal,checkpoints/prior__metaworld__$(prior)__1/config.json)
+	$(GRID) --env metaworld --tasks mt10 --methods lago-marginal,lago-none --seeds 1,2,3 \
+		--guidance-from results/metaworld-tuning/chosen.json
+	$(LLM_GRID_METAWORLD) --methods lago-smollm2-135m-nogoal
+	$(GRID) --env metaworld --tasks mt10 --methods prior-alone-none --seeds 1
 
 # The GPU path in one command (benchmarks/gpu_check.sh, one JSON). A bare GPU machine with torch gets the rest as wheels,
 # with the pinned transformers and peft (its own may be older): make gpu-wheels here (Python 3.12, the GPU image's; about

@@ -28,9 +28,9 @@ import numpy as np
 import torch
 import tyro
 
-from lago_prior import PROMPT_TEMPLATE, LatentActionPrior
+from lago_prior import PROMPT_TEMPLATE, LatentActionPrior, NoLLMPrior
 from lago_utils.device import cpu_name, fast_dtype, resolve_device
-from lago_utils.llm import LLM_ALIASES, RANDOM_LLMS, PriorError, hidden_size, load_llm
+from lago_utils.llm import LLM_ALIASES, RANDOM_LLMS, PriorError, hidden_size, load_llm, load_tokenizer
 from lago_utils.prior_io import PRIOR_FORMAT, save_prior
 
 PROGRESS_SECONDS = 60.0  # a progress line at least this often between the validation passes (and after step 1)
@@ -43,7 +43,10 @@ class Args:
     llm: str = "smollm2-135m"
     """`smollm2-135m`, `gemma3-270m`, `qwen2.5-coder-0.5b`, `qwen2.5-coder-1.5b` (the last two after `make
     install-llm-large`), `tiny-random` (tests), `smollm2-135m-arch` (SmolLM2-135M's decoder with random weights, for
-    timing where its weights are not installed), a Hugging Face model id or a local model directory"""
+    timing where its weights are not installed), a Hugging Face model id or a local model directory; `none`: the
+    control without a language model (learned embeddings of the instruction's tokens, mean-pooled, beside the state)"""
+    tokenizer: str = "smollm2-135m"
+    """--llm none only: the LLM whose tokenizer splits the instruction"""
     llm_init: Literal["pretrained", "random"] = "pretrained"
     """`random` keeps the architecture and re-initialises the weights (does LLM knowledge matter?)"""
     state_tokens: int = 4
@@ -92,7 +95,6 @@ class Args:
     """TensorBoard directory; default runs/prior__<env>__<llm>__<seed>__<time>"""
 
 
-
 # --- training -------------------------------------------------------------------------------
 def split_episodes(episodes: np.ndarray, val_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Row indices of training and validation transitions, split by whole episodes."""
@@ -117,11 +119,14 @@ def validate_args(args: Args) -> None:
         raise PriorError(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}")
     if args.min_std <= 0:
         raise PriorError(f"--min-std must be positive, got {args.min_std}")
-    if args.llm not in LLM_ALIASES and not Path(args.llm).is_dir() and args.llm.count("/") != 1:
+    if args.llm not in (*LLM_ALIASES, "none") and not Path(args.llm).is_dir() and args.llm.count("/") != 1:
         raise PriorError(
-            f"--llm {args.llm!r} is neither an alias ({', '.join(LLM_ALIASES)}) nor a local model "
+            f"--llm {args.llm!r} is neither an alias ({', '.join(LLM_ALIASES)}, or none) nor a local model "
             "directory nor a Hugging Face model id (owner/name)"
         )
+    if args.llm == "none" and (args.compile or args.gradient_checkpointing or args.llm_init == "random"):
+        raise PriorError("--llm none has no LLM to compile, checkpoint or re-initialise: drop --compile, "
+                         "--gradient-checkpointing and --llm-init")
 
 
 @torch.no_grad()
@@ -155,7 +160,9 @@ def main(args: Args) -> Path:
     except DemoError as error:
         raise PriorError(f"--demos: {error}") from error
     device = resolve_device(args.device)
-    autocast_bf16 = args.precision == "bf16" or (args.precision == "auto" and fast_dtype(device) == torch.bfloat16)
+    # --llm none: fp32 under `auto` on every machine (no LLM to speed up)
+    autocast_bf16 = args.precision == "bf16" or (args.precision == "auto" and args.llm != "none"
+                                                 and fast_dtype(device) == torch.bfloat16)
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
@@ -178,28 +185,33 @@ def main(args: Args) -> Path:
     obs_std = arrays["obs"][train_rows].std(0) + 1e-3
     print(f"{len(train_rows)} training and {len(val_rows)} validation transitions from {args.demos} ({env_name})")
 
-    llm, tokenizer = load_llm(args.llm, args.llm_init, args.seed)
-    if args.gradient_checkpointing:
-        llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     lora = LoraConfig(
         r=args.lora_rank, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
         target_modules=[name.strip() for name in args.lora_target_modules.split(",") if name.strip()],
     )
-    try:
-        llm = get_peft_model(llm, lora)
-    except ValueError as error:
-        raise PriorError(f"--lora-target-modules {args.lora_target_modules!r} do not fit {args.llm} ({error})") from error
-    model = LatentActionPrior(
-        llm, tokenizer, arrays["obs"].shape[1], action_space, args.state_tokens, obs_mean, obs_std, args.min_std
-    ).to(device)
+    if args.llm == "none":  # the control: the same state projection, head, loss and data, no language model
+        model = NoLLMPrior(load_tokenizer(args.tokenizer), arrays["obs"].shape[1], action_space, args.state_tokens,
+                           obs_mean, obs_std, args.min_std).to(device)
+    else:
+        llm, tokenizer = load_llm(args.llm, args.llm_init, args.seed)
+        if args.gradient_checkpointing:
+            llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        try:
+            llm = get_peft_model(llm, lora)
+        except ValueError as error:
+            raise PriorError(f"--lora-target-modules {args.lora_target_modules!r} do not fit {args.llm} ({error})") from error
+        model = LatentActionPrior(
+            llm, tokenizer, arrays["obs"].shape[1], action_space, args.state_tokens, obs_mean, obs_std, args.min_std
+        ).to(device)
     if args.compile:
         model.compile_layers()
     trainable = [p for p in model.parameters() if p.requires_grad]
     weights = "random" if args.llm in RANDOM_LLMS else args.llm_init
     precision = "bf16 autocast" if autocast_bf16 else "fp32"
-    if args.precision == "auto" and device.type == "cpu" and not autocast_bf16:
+    if args.precision == "auto" and device.type == "cpu" and not autocast_bf16 and args.llm != "none":
         precision += " (this CPU computes no bf16 natively: several times slower than one that does)"
-    print(f"LLM {args.llm} ({weights} weights), {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, "
+    encoder = f"LLM {args.llm} ({weights} weights)" if args.llm != "none" else f"no LLM ({args.tokenizer}'s tokens)"
+    print(f"{encoder}, {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, "
           f"{sum(p.numel() for p in trainable) / 1e6:.2f}M trainable, device {device}, {precision}")
     optimizer = torch.optim.AdamW(trainable, lr=args.learning_rate, weight_decay=args.weight_decay)
 
@@ -261,8 +273,10 @@ def main(args: Args) -> Path:
         "state_tokens": args.state_tokens,
         "prompt_template": PROMPT_TEMPLATE,
         "min_std": args.min_std,
-        "hidden_size": hidden_size(llm),
-        "lora": {"rank": args.lora_rank, "alpha": args.lora_alpha, "target_modules": lora.target_modules and sorted(lora.target_modules)},
+        "hidden_size": model.width if args.llm == "none" else hidden_size(model.llm),
+        "lora": {"rank": args.lora_rank, "alpha": args.lora_alpha, "target_modules": lora.target_modules and sorted(lora.target_modules)}
+        if args.llm != "none" else None,
+        **({"tokenizer": args.tokenizer} if args.llm == "none" else {}),
         "demos": str(args.demos),
         "demo_seed": demo_meta.get("seed"),  # Meta-World: the seed that fixed the demonstrations' goal positions
         "train_transitions": int(len(train_rows)),

@@ -15,6 +15,9 @@ import torch.nn.functional as F
 from lago_utils.llm import hidden_size
 
 PROMPT_TEMPLATE = "Task: {text}\nState:"
+# the `llm` of the control priors that have no language model: `none` (NoLLMPrior), `uniform` and `marginal`
+# (ConstantPrior); they run in fp32 on every machine
+WITHOUT_LLM = ("none", "uniform", "marginal")
 
 
 class LatentActionPrior(nn.Module):
@@ -34,10 +37,18 @@ class LatentActionPrior(nn.Module):
     ):
         super().__init__()
         self.llm, self.tokenizer = llm, tokenizer
+        self._add_state_projection_and_head(hidden_size(llm), obs_dim, action_space, state_tokens, obs_mean, obs_std,
+                                            min_std, prompt_template)
+        # samples that share a prompt may share its forward only where no dropout draws a mask per sample
+        self._dropout_free = not getattr(llm.config, "attention_dropout", 0.0) and all(
+            module.p == 0 for module in llm.modules() if isinstance(module, nn.Dropout))
+        self.compiled = False
+
+    def _add_state_projection_and_head(self, d_model: int, obs_dim: int, action_space: dict[str, Any], state_tokens: int,
+                                       obs_mean: np.ndarray, obs_std: np.ndarray, min_std: float, prompt_template: str):
         self.obs_dim, self.action_space, self.state_tokens = obs_dim, action_space, state_tokens
         self.min_std, self.prompt_template = min_std, prompt_template
         self.discrete = action_space["type"] == "discrete"
-        d_model = hidden_size(llm)
         head_out = action_space["n"] if self.discrete else 2 * int(np.prod(action_space["shape"]))
         # the state projection of KALM: Linear(obs, 512) - ReLU - Linear(512, k * d_model)
         self.state_projection = nn.Sequential(
@@ -47,10 +58,6 @@ class LatentActionPrior(nn.Module):
         self.register_buffer("obs_mean", torch.as_tensor(obs_mean, dtype=torch.float32))
         self.register_buffer("obs_std", torch.as_tensor(obs_std, dtype=torch.float32))
         self._token_ids: dict[str, list[int]] = {}
-        # samples that share a prompt may share its forward only where no dropout draws a mask per sample
-        self._dropout_free = not getattr(llm.config, "attention_dropout", 0.0) and all(
-            module.p == 0 for module in llm.modules() if isinstance(module, nn.Dropout))
-        self.compiled = False
 
     def compile_layers(self) -> None:
         """`torch.compile` each decoder layer in place (the saved weights keep their names). The layers share one
@@ -128,11 +135,61 @@ class LatentActionPrior(nn.Module):
         return -torch.distributions.Normal(mean, std).log_prob(actions).sum(-1).mean(), params
 
 
-def _head_state(prior: LatentActionPrior) -> dict[str, torch.Tensor]:
+class NoLLMPrior(LatentActionPrior):
+    """The control without a language model (`finetune_prior.py --llm none`): the instruction's tokens (the same
+    tokenizer as an LLM's) as learned embeddings, mean-pooled, joined with the same latent state tokens by one hidden
+    layer, then the same action head. No pretrained knowledge, no attention; the same loss, data and steps."""
+
+    def __init__(self, tokenizer: Any, obs_dim: int, action_space: dict[str, Any], state_tokens: int,
+                 obs_mean: np.ndarray, obs_std: np.ndarray, min_std: float = 0.05,
+                 prompt_template: str = PROMPT_TEMPLATE, width: int = 576):
+        nn.Module.__init__(self)
+        self.llm, self.tokenizer, self.width, self.compiled = None, tokenizer, width, False
+        self.token_embeddings = nn.Embedding(len(tokenizer), width)
+        self._add_state_projection_and_head(width, obs_dim, action_space, state_tokens, obs_mean, obs_std, min_std,
+                                            prompt_template)
+        self.joint = nn.Sequential(nn.Linear((1 + state_tokens) * width, width), nn.ReLU())
+
+    def hidden(self, obs: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
+        ids, lengths = padded_ids([self.prompt_ids(text) for text in texts], left=False)
+        ids, lengths = ids.to(obs.device), lengths.to(obs.device)
+        real = (torch.arange(ids.shape[1], device=obs.device) < lengths[:, None]).float()[..., None]
+        words = (self.token_embeddings(ids) * real).sum(1) / lengths[:, None]  # mean over the instruction's tokens
+        states = self.state_projection((obs.float() - self.obs_mean) / self.obs_std)  # the k state tokens, side by side
+        return self.joint(torch.cat([words, states], dim=-1))
+
+
+class ConstantPrior(nn.Module):
+    """The controls that ignore both the state and the instruction: one action distribution for every state. Discrete:
+    `logits` (uniform: all equal; marginal: the log frequencies of the demonstrated actions); Box: the diagonal
+    Gaussian (`mean`, `std`) fitted to the demonstrated actions."""
+
+    llm = None
+
+    def __init__(self, action_space: dict[str, Any], **params: torch.Tensor):
+        super().__init__()
+        self.action_space, self.discrete, self.state_tokens = action_space, action_space["type"] == "discrete", 0
+        for name, value in params.items():
+            self.register_buffer(name, torch.as_tensor(value, dtype=torch.float32))
+
+    def prompt_ids(self, text: str) -> list[int]:
+        return []
+
+    def hidden(self, obs: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
+        return torch.zeros(len(texts), 0, device=obs.device)
+
+    def distribution_params(self, hidden: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        if self.discrete:
+            return self.logits.expand(len(hidden), -1)
+        return self.mean.expand(len(hidden), -1), self.std.expand(len(hidden), -1)
+
+
+def _head_state(prior: nn.Module) -> dict[str, torch.Tensor]:
+    """Every tensor of the prior but the LLM's (its LoRA adapter is saved apart)."""
     return {
         name: tensor.detach().float().cpu().contiguous()
         for name, tensor in prior.state_dict().items()
-        if name.startswith(("state_projection.", "action_head.", "obs_mean", "obs_std"))
+        if not name.startswith("llm.")
     }
 
 

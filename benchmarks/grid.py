@@ -133,8 +133,12 @@ def prior_states_per_second(prior: str) -> float:
 
     from lago_utils.device import fast_dtype
 
+    from lago_prior import WITHOUT_LLM
+
+    if prior in WITHOUT_LLM:  # the controls without a language model: a few small matrix products
+        return 100_000.0
     rates = PRIOR_STATES_PER_SECOND[str(fast_dtype(torch.device("cpu"))).removeprefix("torch.")]
-    return rates.get(prior.removesuffix("-random"), rates["smollm2-135m"])
+    return rates.get(prior.removesuffix("-nogoal").removesuffix("-random"), rates["smollm2-135m"])
 
 
 @dataclass
@@ -168,11 +172,13 @@ class Run:
         other methods, or where its --prior-device is missing here: the run will say so itself)."""
         if not self.method.startswith("lago-"):
             return None
-        from lago_utils.device import fast_dtype, resolve_device
+        from lago_utils.device import resolve_device
         from lago_utils.llm import PriorError
+        from lago_utils.prior_io import prior_dtype
 
+        llm = self.method.removeprefix("lago-").split("+")[0]  # the controls' names are their `llm`
         try:
-            return str(fast_dtype(resolve_device(self.args["prior_device"]))).removeprefix("torch.")
+            return str(prior_dtype({"llm": llm}, resolve_device(self.args["prior_device"]))).removeprefix("torch.")
         except PriorError:
             return None
 

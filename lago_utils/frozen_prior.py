@@ -36,7 +36,9 @@ class FrozenPrior:
         self.max_batch = max_batch or (16_384 if gpu else 512)
         self.states_per_row = states_per_row or (64 if gpu else 1)
         self.discrete = model.discrete
-        self.dtype = next(model.llm.parameters()).dtype  # the LLM's precision (bf16 where native, else fp32)
+        # the LLM's precision (bf16 where native, else fp32); fp32 for the controls without an LLM
+        self.dtype = next(model.llm.parameters()).dtype if model.llm is not None else torch.float32
+        self.instruction = config.get("instruction")  # the no-goal-words control: this sentence for every goal
         self._bank: list[tuple[torch.Tensor, torch.Tensor]] = []  # every cached prefix, left-padded, stacked
         self._bank_index: dict[str, int] = {}  # text -> its row in the bank
         self._bank_lengths = torch.zeros(0, dtype=torch.long, device=device)
@@ -162,6 +164,10 @@ class FrozenPrior:
     def hidden(self, obs, texts: Sequence[str], use_cache: bool = True) -> torch.Tensor:
         obs = obs if isinstance(obs, torch.Tensor) else np.asarray(obs)
         obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(len(texts), -1)
+        if self.instruction is not None:
+            texts = [self.instruction] * len(texts)
+        if self.model.llm is None:  # no prompt to cache
+            return self.model.hidden(obs, texts)
         hidden = torch.empty(len(texts), hidden_size(self.model.llm), device=self.device)
         for start in range(0, len(texts), self.max_batch):
             rows = slice(start, start + self.max_batch)

@@ -80,6 +80,9 @@ class ByteTokenizer:
     def __call__(self, text: str) -> dict[str, list[int]]:
         return {"input_ids": [self.bos_token_id, *text.encode("utf-8")]}
 
+    def __len__(self) -> int:
+        return self.vocab_size
+
 
 def _random_llm_config(name: str):
     """The llama configs of the LLMs with random weights and the byte tokenizer (SmolLM2-135M's sizes as in its
@@ -231,6 +234,21 @@ def load_llm(name: str, init: str = "pretrained", seed: int = 1) -> tuple[nn.Mod
     else:
         model = AutoModel.from_pretrained(source, dtype=torch.float32)
     return model.float(), tokenizer
+
+
+def load_tokenizer(name: str) -> Any:
+    """The tokenizer of LLM `name` (an alias, a Hugging Face id or a local directory), without its weights."""
+    if name in RANDOM_LLMS:
+        return ByteTokenizer()
+    from transformers import AutoTokenizer
+
+    source = converted_weights(name) if name in LLM_ALIASES else name
+    try:
+        return AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError) as error:
+        raise PriorError(f"--tokenizer {name!r} is neither an alias ({', '.join(LLM_ALIASES)}) nor a local model "
+                         f"directory nor a Hugging Face model id that can be loaded here ({str(error).splitlines()[0]})"
+                         ) from error
 
 
 def hidden_size(llm: nn.Module) -> int:

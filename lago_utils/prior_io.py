@@ -11,21 +11,38 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from lago_prior import LatentActionPrior, _head_state
+from lago_prior import WITHOUT_LLM, ConstantPrior, LatentActionPrior, NoLLMPrior, _head_state
 from lago_utils.device import fast_dtype, resolve_device
 from lago_utils.frozen_prior import FrozenPrior
-from lago_utils.llm import RANDOM_LLMS, PriorError, load_llm
+from lago_utils.llm import RANDOM_LLMS, PriorError, load_llm, load_tokenizer
 
 PRIOR_FORMAT = "lago-prior-v1"
 
 
 def save_prior(prior: LatentActionPrior, path: str | os.PathLike, config: dict[str, Any]) -> Path:
-    """One directory: peft adapter, heads (safetensors), config.json.
+    """One directory: peft adapter, heads (safetensors), config.json; written whole or not at all (write_checkpoint)."""
+    from safetensors.torch import save_file
+
+    def write(tmp: Path) -> None:
+        if prior.llm is not None:  # the controls without a language model have none
+            prior.llm.save_pretrained(tmp / "adapter")
+        save_file(_head_state(prior), tmp / "heads.safetensors")
+        if config["llm"] in RANDOM_LLMS or config["llm_init"] == "random":
+            # random base weights cannot be rebuilt from a source: keep them
+            base = prior.llm.get_base_model().state_dict()
+            save_file({name.replace(".base_layer", ""): tensor.detach().float().cpu().contiguous()
+                       for name, tensor in base.items() if "lora_" not in name}, tmp / "base.safetensors")
+
+    return write_checkpoint(path, config, write)
+
+
+def write_checkpoint(path: str | os.PathLike, config: dict[str, Any], write: Callable[[Path], None]) -> Path:
+    """A checkpoint directory at `path`: the files `write(folder)` puts in a folder, and config.json.
 
     The checkpoint is written to a temporary directory beside `path`, then swapped in whole, so that
     `path` holds the old checkpoint or the new one, never a part of either, and is never missing
@@ -33,20 +50,12 @@ def save_prior(prior: LatentActionPrior, path: str | os.PathLike, config: dict[s
     Temporary directories of saves that were killed are removed here. Of two saves to one path, the
     later swap wins, and neither fails.
     """
-    from safetensors.torch import save_file
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_saves(path)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-{os.getpid()}-"))
     try:
-        prior.llm.save_pretrained(tmp / "adapter")
-        save_file(_head_state(prior), tmp / "heads.safetensors")
-        if config["llm"] in RANDOM_LLMS or config["llm_init"] == "random":
-            # random base weights cannot be rebuilt from a source: keep them
-            base = prior.llm.get_base_model().state_dict()
-            save_file({name.replace(".base_layer", ""): tensor.detach().float().cpu().contiguous()
-                       for name, tensor in base.items() if "lora_" not in name}, tmp / "base.safetensors")
+        write(tmp)
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         _swap_in(tmp, path)
     finally:
@@ -205,24 +214,32 @@ def load_prior(
         check_spaces(config, observation_space, action_space, path)
     path = Path(path)
     torch_device = resolve_device(device)
-    for name in ("adapter", "heads.safetensors"):
+    for name in ("adapter", "heads.safetensors") if config["llm"] not in WITHOUT_LLM else ("heads.safetensors",):
         if not (path / name).exists():
             raise PriorError(f"the prior {path} lacks {name}; the checkpoint is incomplete, train it again")
-    base, tokenizer = load_llm(config["llm"], "pretrained" if config["llm_init"] == "pretrained" else "random", config["seed"])
-    try:
-        if (path / "base.safetensors").is_file():
-            base.load_state_dict(load_file(path / "base.safetensors"))  # strict: every tensor, no other
-        llm = PeftModel.from_pretrained(base, path / "adapter").merge_and_unload()
-    except Exception as error:
-        raise PriorError(f"the prior {path} has an unreadable or mismatched LLM part "
-                         f"({str(error).splitlines()[0] if str(error) else type(error).__name__})") from error
     try:
         heads = load_file(path / "heads.safetensors")
     except Exception as error:
         raise PriorError(f"{path / 'heads.safetensors'} is not a readable safetensors file ({error})") from error
-    obs_dim = config["obs_dim"]
-    model = LatentActionPrior(llm, tokenizer, obs_dim, config["action_space"], config["state_tokens"],
-                              np.zeros(obs_dim), np.ones(obs_dim), config["min_std"], config["prompt_template"])
+    obs_dim, space = config["obs_dim"], config["action_space"]
+    if config["llm"] in ("uniform", "marginal"):
+        names = ("logits",) if space["type"] == "discrete" else ("mean", "std")
+        model = ConstantPrior(space, **{name: heads.get(name, torch.zeros(0)) for name in names})
+    elif config["llm"] == "none":
+        model = NoLLMPrior(load_tokenizer(config["tokenizer"]), obs_dim, space, config["state_tokens"], np.zeros(obs_dim),
+                           np.ones(obs_dim), config["min_std"], config["prompt_template"], config["hidden_size"])
+    else:
+        base, tokenizer = load_llm(config["llm"], "pretrained" if config["llm_init"] == "pretrained" else "random",
+                                   config["seed"])
+        try:
+            if (path / "base.safetensors").is_file():
+                base.load_state_dict(load_file(path / "base.safetensors"))  # strict: every tensor, no other
+            llm = PeftModel.from_pretrained(base, path / "adapter").merge_and_unload()
+        except Exception as error:
+            raise PriorError(f"the prior {path} has an unreadable or mismatched LLM part "
+                             f"({str(error).splitlines()[0] if str(error) else type(error).__name__})") from error
+        model = LatentActionPrior(llm, tokenizer, obs_dim, space, config["state_tokens"], np.zeros(obs_dim),
+                                  np.ones(obs_dim), config["min_std"], config["prompt_template"])
     expected = _head_state(model)
     missing, unexpected = sorted(set(expected) - set(heads)), sorted(set(heads) - set(expected))
     wrong_shape = [name for name in set(expected) & set(heads) if heads[name].shape != expected[name].shape]
@@ -236,9 +253,15 @@ def load_prior(
     return prior
 
 
+def prior_dtype(config: dict[str, Any], device: torch.device) -> torch.dtype:
+    """The precision a prior's LLM runs in by default: `fast_dtype(device)`; fp32 for the controls without an LLM."""
+    return torch.float32 if config["llm"] in WITHOUT_LLM else fast_dtype(device)
+
+
 def freeze(model: LatentActionPrior, config: dict[str, Any], device: torch.device,
            dtype: torch.dtype | None = None) -> FrozenPrior:
-    """Frozen prior for inference: no gradients, the LLM in `dtype` (default `fast_dtype`), heads in fp32."""
+    """Frozen prior for inference: no gradients, the LLM in `dtype` (default `prior_dtype`), heads in fp32."""
     model.eval().requires_grad_(False).to(device)
-    model.llm.to(dtype or fast_dtype(device))
+    if model.llm is not None:
+        model.llm.to(dtype or prior_dtype(config, device))
     return FrozenPrior(model, config, device)
