@@ -184,17 +184,19 @@ llm-study-1.5b: install-llm-large checkpoints/prior__clevr__$(QWEN_1_5B)__1/conf
 	$(PYTHON) benchmarks/llm_study.py --env metaworld --priors $(QWEN_1_5B)
 	$(MAKE) report
 
-# What is LaGO's gain made of? LaGO guided by each control prior at the chosen setting, and behaviour cloning alone (the
-# no-LLM prior, greedy): CLEVR-Robot on the reported seeds; Meta-World over MT10 x 3 seeds (no goal words on the three
-# tasks where guidance mattered most). Resumable
+# What is LaGO's gain made of? LaGO guided by each control prior at the chosen setting, PPO initialised by behaviour
+# cloning (bcppo) and behaviour cloning alone (the no-LLM prior, greedy): CLEVR-Robot on the reported seeds;
+# Meta-World over MT10 x 3 seeds (no goal words on the three tasks where guidance mattered most). Resumable
 CONTROLS_CLEVR = lago-uniform,lago-marginal,lago-smollm2-135m-nogoal,lago-none
 controls-clevr: clevr-results $(foreach prior,none uniform marginal smollm2-135m-nogoal,checkpoints/prior__clevr__$(prior)__1/config.json)
 	$(LLM_GRID_CLEVR) --methods $(CONTROLS_CLEVR)
+	$(GRID) --methods bcppo --seeds $(CLEVR_SEEDS)
 	$(GRID) --methods prior-alone-none --seeds 1
 controls-metaworld: metaworld-results $(foreach prior,none marginal smollm2-135m-nogoal,checkpoints/prior__metaworld__$(prior)__1/config.json)
 	$(GRID) --env metaworld --tasks mt10 --methods lago-marginal,lago-none --seeds 1,2,3 \
 		--guidance-from results/metaworld-tuning/chosen.json
 	$(LLM_GRID_METAWORLD) --methods lago-smollm2-135m-nogoal
+	$(GRID) --env metaworld --tasks mt10 --methods bcppo --seeds 1,2,3
 	$(GRID) --env metaworld --tasks mt10 --methods prior-alone-none --seeds 1
 
 # The GPU path in one command (benchmarks/gpu_check.sh, one JSON). A bare GPU machine with torch gets the rest as wheels,

@@ -21,7 +21,8 @@ from typing import Optional
 import torch
 import tyro
 
-SCRIPTS = ("ppo_clevr_discrete.py", "ppo_metaworld_continuous.py", "lago_clevr_discrete.py", "lago_metaworld_continuous.py")
+SCRIPTS = ("ppo_clevr_discrete.py", "ppo_metaworld_continuous.py", "lago_clevr_discrete.py", "lago_metaworld_continuous.py",
+           "bcppo_clevr_discrete.py", "bcppo_metaworld_continuous.py")
 
 
 @dataclass

@@ -41,8 +41,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from envs.clevr_robot import ENV_ID  # importing envs registers CLEVRRobot-v0
 from envs.clevr_robot import OBS_DIM  # LaGO: the prior sees the raw ball positions
-from lago_utils.llm import PriorError  # LaGO: the stage-1 prior
-from lago_utils.prior_io import default_prior_path, load_prior, read_prior_config  # LaGO
+from lago_utils.prior_io import PriorError, default_prior_path, load_prior, read_prior_config  # LaGO: the stage-1 prior
 from rundir import RunDirError, open_run_dir, write_summary
 
 

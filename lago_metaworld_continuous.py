@@ -42,8 +42,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from envs.metaworld_tasks import MT10_TASKS, make_metaworld_env
 from envs.metaworld_tasks import task_prompt  # LaGO: the task's instruction
-from lago_utils.llm import PriorError  # LaGO: the stage-1 prior
-from lago_utils.prior_io import default_prior_path, load_prior, read_prior_config  # LaGO
+from lago_utils.prior_io import PriorError, default_prior_path, load_prior, read_prior_config  # LaGO: the stage-1 prior
 from rundir import RunDirError, open_run_dir, write_summary
 
 

@@ -37,10 +37,11 @@ def training_revision(summary: dict, method: str) -> Optional[int]:
 
 def run_settings(args: dict) -> dict:
     """The settings of a run from its recorded args: those that change its result; the prior by its checkpoint's
-    folder name (its absolute path differs from machine to machine)."""
+    folder name and the demonstrations by their file name (absolute paths differ from machine to machine)."""
     settings = {name: value for name, value in args.items() if name not in NOT_SETTINGS}
-    if settings.get("prior_path"):
-        settings["prior_path"] = Path(settings["prior_path"]).name
+    for name in ("prior_path", "demos"):
+        if settings.get(name):
+            settings[name] = Path(settings[name]).name
     return settings
 
 

@@ -9,6 +9,8 @@
 
 Methods:
 - `ppo`: ppo_clevr_discrete.py or ppo_metaworld_continuous.py;
+- `bcppo`: bcppo_clevr_discrete.py or bcppo_metaworld_continuous.py, PPO whose actor is first cloned from
+  demos/<env>.npz, the demonstrations of the priors;
 - `lago-<prior>`: lago_clevr_discrete.py or lago_metaworld_continuous.py guided by
   checkpoints/prior__<env>__<prior>__1 (for example `lago-smollm2-135m`, `lago-gemma3-270m`,
   `lago-smollm2-135m-random` for the random-init LLM of `finetune_prior.py --llm-init random`);
@@ -68,7 +70,7 @@ class Args:
     tasks: str = "mt10"
     """Meta-World only: comma-separated MT10 tasks, or `mt10` for all ten"""
     methods: str = "ppo,lago-smollm2-135m,prior-alone-smollm2-135m"
-    """comma-separated methods: ppo, lago-<prior>, prior-alone-<prior>"""
+    """comma-separated methods: ppo, bcppo, lago-<prior>, prior-alone-<prior>"""
     seeds: str = "1,2,3"
     """comma-separated RL seeds"""
     scale: Literal["cpu", "paper"] = "cpu"
@@ -104,10 +106,11 @@ class Args:
 # with two runs side by side on a 2-core AMD EPYC
 SETUPS = {
     "clevr": dict(total_timesteps=150_000, eval_episodes=100, eval_interval=25_000, max_episode_steps=10,
-                  ppo_script="ppo_clevr_discrete.py", script="lago_clevr_discrete.py", ppo_steps_per_second=1300, splits=2),
+                  ppo_script="ppo_clevr_discrete.py", script="lago_clevr_discrete.py", bc_script="bcppo_clevr_discrete.py",
+                  ppo_steps_per_second=1300, splits=2),
     "metaworld": dict(total_timesteps=100_352, eval_episodes=20, eval_interval=20_480, max_episode_steps=500,
-                      ppo_script="ppo_metaworld_continuous.py", script="lago_metaworld_continuous.py", ppo_steps_per_second=1000,
-                      splits=2),
+                      ppo_script="ppo_metaworld_continuous.py", script="lago_metaworld_continuous.py",
+                      bc_script="bcppo_metaworld_continuous.py", ppo_steps_per_second=1000, splits=2),
 }
 # --scale paper: the budgets a GPU user would run (CleanRL's 1M steps for continuous PPO; whole rollouts of the
 # default sizes on Meta-World), with more evaluation episodes
@@ -273,11 +276,14 @@ def plan(args: Args) -> list[Run]:
     for method in methods:
         for task in tasks:
             folder = out / method if task is None else out / method / task
-            if method == "ppo":
+            if method in ("ppo", "bcppo"):
                 env_argv = [] if task is None else ["--task", task]
+                if method == "bcppo":
+                    env_argv += ["--demos", str(ROOT / "demos" / f"{args.env}.npz")]
                 for seed in seeds:
                     runs.append(Run(method, task, seed, folder / f"seed{seed}",
-                                    [setup["ppo_script"], *env_argv, *common, "--seed", str(seed)], ppo_seconds))
+                                    [setup["ppo_script" if method == "ppo" else "bc_script"], *env_argv, *common,
+                                     "--seed", str(seed)], ppo_seconds))
             elif method.startswith("lago-"):
                 prior = method.removeprefix("lago-")
                 prior_path = str(priors / f"prior__{args.env}__{prior}__1")
@@ -305,7 +311,8 @@ def plan(args: Args) -> list[Run]:
                                 setup["splits"] * -(-args.eval_episodes // 10) * setup["max_episode_steps"] * 0.1
                                 * 60 / prior_states_per_second(prior)))
             else:
-                raise SystemExit(f"grid.py: error: unknown method {method!r}; expected ppo, lago-<prior> or prior-alone-<prior>")
+                raise SystemExit(f"grid.py: error: unknown method {method!r}; expected ppo, bcppo, lago-<prior> or "
+                                 "prior-alone-<prior>")
     archive = (Path(args.results) if Path(args.results).is_absolute() else ROOT / args.results) / "summaries"
     for run in runs:
         run.archived = archive / run.directory.relative_to(out).with_suffix(".json")

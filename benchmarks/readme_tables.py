@@ -355,12 +355,14 @@ def llm_table(results: Path = RESULTS) -> str:
 
 SCRIPT_PAIRS = (("CLEVR-Robot", "ppo_clevr_discrete.py", "lago_clevr_discrete.py"),
                 ("Meta-World", "ppo_metaworld_continuous.py", "lago_metaworld_continuous.py"))
+BC_SCRIPT_PAIRS = (("CLEVR-Robot", "ppo_clevr_discrete.py", "bcppo_clevr_discrete.py"),  # PPO initialised by BC
+                   ("Meta-World", "ppo_metaworld_continuous.py", "bcppo_metaworld_continuous.py"))
 
 
-def lago_hunks(ppo_script: str, lago_script: str, root: Path = ROOT) -> list[dict]:
-    """What the LaGO script adds to its PPO script, past the module docstring: each block of added or changed lines
-    (first and last line, 1-based, in the LaGO script), its lines, and the text of the `# LaGO` comment on its first
-    line (None: that line has none)."""
+def lago_hunks(ppo_script: str, lago_script: str, root: Path = ROOT, marker: str = "LaGO") -> list[dict]:
+    """What the LaGO script (or another variant, whose blocks carry `marker`) adds to its PPO script, past the module
+    docstring: each block of added or changed lines (first and last line, 1-based, in the LaGO script), its lines, and
+    the text of the `# LaGO` comment on its first line (None: that line has none)."""
     import difflib
     import re
 
@@ -370,7 +372,7 @@ def lago_hunks(ppo_script: str, lago_script: str, root: Path = ROOT) -> list[dic
     for tag, _, _, start, end in difflib.SequenceMatcher(None, ppo, lago, autojunk=False).get_opcodes():
         if tag == "equal" or end <= docstring_end:
             continue
-        match = re.search(r"# LaGO\b:?(.*)$", next(line for line in lago[start:end] if line.strip()))
+        match = re.search(rf"# {marker}\b:?(.*)$", next(line for line in lago[start:end] if line.strip()))
         hunks.append({"first": start + 1, "last": end, "lines": end - start, "marker": match and match.group(1).strip()})
     return hunks
 

@@ -16,7 +16,8 @@ import torch
 import lago_clevr_discrete
 import lago_metaworld_continuous
 import ppo_clevr_discrete
-from benchmarks.readme_tables import SCRIPT_PAIRS, lago_hunks
+from benchmarks.readme_tables import BC_SCRIPT_PAIRS, SCRIPT_PAIRS, lago_hunks
+from lago_utils.prior_io import read_prior_config
 from tests.helpers import ROOT, assert_one_sentence_error, run_script
 
 CLEVR = ["--total-timesteps", "256", "--num-envs", "2", "--num-steps", "64", "--num-minibatches", "2",
@@ -32,11 +33,12 @@ def runs(clevr_prior, metaworld_prior):
         "ppo_metaworld_continuous.py": ["--task", "reach-v3", *METAWORLD],
         "lago_clevr_discrete.py": [*CLEVR, "--prior-path", str(clevr_prior)],
         "lago_metaworld_continuous.py": [*METAWORLD, "--prior-path", str(metaworld_prior)],
+        "bcppo_clevr_discrete.py": [*CLEVR, "--demos", read_prior_config(clevr_prior)["demos"], "--bc-steps", "20"],
     }
 
 
 @pytest.mark.parametrize("name", ["ppo_clevr_discrete.py", "ppo_metaworld_continuous.py", "lago_clevr_discrete.py",
-                                  "lago_metaworld_continuous.py"])
+                                  "lago_metaworld_continuous.py", "bcppo_clevr_discrete.py"])
 def test_a_saved_policy_replays_its_final_evaluation_exactly(tmp_path, clevr_prior, metaworld_prior, name):
     script = name
     result = run_script(script, *runs(clevr_prior, metaworld_prior)[name], "--save-model", "--run-dir", str(tmp_path / "run"))
@@ -109,8 +111,17 @@ def test_a_lago_script_is_its_ppo_script_plus_marked_lago_blocks(name, ppo_scrip
     assert len(kl_lines) == 1  # the guidance term, in one place
 
 
+@pytest.mark.parametrize("name, ppo_script, bc_script", BC_SCRIPT_PAIRS)
+def test_a_bcppo_script_is_its_ppo_script_plus_marked_bc_blocks(name, ppo_script, bc_script):
+    hunks = lago_hunks(ppo_script, bc_script, marker="BC")
+    unmarked = [f"{bc_script}:{h['first']}-{h['last']}" for h in hunks if h["marker"] is None]
+    assert not unmarked, f"blocks that differ from {ppo_script} without a `# BC` comment on their first line"
+    assert sum(h["lines"] for h in hunks) < 60  # a small diff: the cloning step and its flags
+
+
 @pytest.mark.parametrize("script", ["ppo_clevr_discrete.py", "ppo_metaworld_continuous.py", "lago_clevr_discrete.py",
-                                    "lago_metaworld_continuous.py"])
+                                    "lago_metaworld_continuous.py", "bcppo_clevr_discrete.py",
+                                    "bcppo_metaworld_continuous.py"])
 def test_help_shows_the_real_default_of_every_flag(script):
     module = importlib.import_module(script.removesuffix(".py"))
     # None means: off (target_kl, wandb_entity), or found at run time and said so (run_dir, llm, prior_path)
