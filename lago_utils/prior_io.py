@@ -260,8 +260,8 @@ def prior_dtype(config: dict[str, Any], device: torch.device) -> torch.dtype:
 
 def freeze(model: LatentActionPrior, config: dict[str, Any], device: torch.device,
            dtype: torch.dtype | None = None) -> FrozenPrior:
-    """Frozen prior for inference: no gradients, the LLM in `dtype` (default `prior_dtype`), heads in fp32."""
+    """Frozen prior for inference: no gradients, the LLM (if any) in `dtype` (default `fast_dtype`), heads in fp32."""
     model.eval().requires_grad_(False).to(device)
     if model.llm is not None:
-        model.llm.to(dtype or prior_dtype(config, device))
+        model.llm.to(dtype or fast_dtype(device))
     return FrozenPrior(model, config, device)
