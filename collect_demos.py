@@ -82,7 +82,7 @@ def atomic_write(path: Path, write) -> None:
 def prepare_output(out: str | os.PathLike) -> Path:
     """Resolve an output path ending in .npz, create its folder and check that it is writable."""
     path = Path(out)
-    if path.is_dir():
+    if path.is_dir() or str(out).endswith(("/", os.sep)):
         raise DemoError(f"--out {out} is a directory; give a file name such as {path / 'demos.npz'}")
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")

@@ -40,6 +40,11 @@ def load_policy(path: str) -> tuple:
     def fail(message: str):
         sys.exit(f"evaluate_policy.py: error: {message}")
 
+    if Path(path).is_dir():  # a run directory: the one policy saved in it
+        saved_here = sorted(Path(path).glob("*.cleanrl_model"))
+        if len(saved_here) != 1:
+            fail(f"{path} is a directory with {len(saved_here)} saved policies (*.cleanrl_model); give the file")
+        path = str(saved_here[0])
     if not Path(path).is_file():
         fail(f"{path} does not exist; save a policy with --save-model")
     try:
@@ -64,6 +69,12 @@ def load_policy(path: str) -> tuple:
 
 def main(args: Args) -> dict[str, dict[str, float]]:
     module, run_args, agent = load_policy(args.model_path)
+    if args.json:  # its folder, before the evaluation
+        try:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            sys.exit(f"evaluate_policy.py: error: --json {args.json}: its folder cannot be created "
+                     f"({error.strerror or error})")
     if args.eval_episodes is not None:
         if args.eval_episodes <= 0:
             sys.exit(f"evaluate_policy.py: error: --eval-episodes must be a positive integer, got {args.eval_episodes}")

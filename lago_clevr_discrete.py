@@ -177,6 +177,7 @@ def check_args(args: Args) -> Args:
         require(flag, getattr(args, flag) > 0, "finite and > 0")
     for flag in ("ent_coef", "vf_coef"):
         require(flag, getattr(args, flag) >= 0, "finite and >= 0")
+    require("seed", args.seed >= 0, "a non-negative integer")
     require("gamma", 0 < args.gamma <= 1, "finite and in (0, 1]")
     require("gae_lambda", 0 <= args.gae_lambda <= 1, "finite and in [0, 1]")
     require("target_kl", args.target_kl is None or args.target_kl > 0, "finite and > 0")
@@ -186,21 +187,21 @@ def check_args(args: Args) -> Args:
     args.batch_size = int(args.num_envs * args.num_steps)
     args.minibatch_size = int(args.batch_size // args.num_minibatches)
     args.num_iterations = args.total_timesteps // args.batch_size
-    if args.minibatch_size == 0 or args.num_iterations == 0:
+    if args.minibatch_size < 2 or args.num_iterations == 0:  # one state: no advantages to normalise
         fail(f"--total-timesteps {args.total_timesteps} must cover one batch of {args.batch_size} steps, "
-             "and --num-minibatches at most that many")
+             "and --num-minibatches at most half that many")
 
     # LaGO: check the guidance flags, and find the prior's checkpoint (its LLM must match --llm)
     require("guidance_coef", args.guidance_coef >= 0, "finite and >= 0")
     for flag in ("guidance_decay_end", "prior_fraction"):
         require(flag, 0 < getattr(args, flag) <= 1, "finite and in (0, 1]")
-    if args.prior_path is None:
-        args.prior_path, origin = default_prior_path("clevr", args.llm or DEFAULT_LLM)
-        print(f"prior: {args.prior_path} ({origin})", flush=True)
     try:
+        if args.prior_path is None:  # an --llm that is no alias and has no checkpoint: PriorError
+            args.prior_path, origin = default_prior_path("clevr", args.llm or DEFAULT_LLM)
+            print(f"prior: {args.prior_path} ({origin})", flush=True)
         config = read_prior_config(args.prior_path)
     except PriorError as error:
-        fail(f"--prior-path: {error}")
+        fail(f"{'--prior-path: ' if args.prior_path else ''}{error}")
     if args.llm is not None and config["llm"] != args.llm:
         fail(f"--llm {args.llm} does not match the prior {args.prior_path}, which was fine-tuned from {config['llm']}")
     args.llm = config["llm"]

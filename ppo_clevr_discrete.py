@@ -152,6 +152,7 @@ def check_args(args: Args) -> Args:
         require(flag, getattr(args, flag) > 0, "finite and > 0")
     for flag in ("ent_coef", "vf_coef"):
         require(flag, getattr(args, flag) >= 0, "finite and >= 0")
+    require("seed", args.seed >= 0, "a non-negative integer")
     require("gamma", 0 < args.gamma <= 1, "finite and in (0, 1]")
     require("gae_lambda", 0 <= args.gae_lambda <= 1, "finite and in [0, 1]")
     require("target_kl", args.target_kl is None or args.target_kl > 0, "finite and > 0")
@@ -161,9 +162,9 @@ def check_args(args: Args) -> Args:
     args.batch_size = int(args.num_envs * args.num_steps)
     args.minibatch_size = int(args.batch_size // args.num_minibatches)
     args.num_iterations = args.total_timesteps // args.batch_size
-    if args.minibatch_size == 0 or args.num_iterations == 0:
+    if args.minibatch_size < 2 or args.num_iterations == 0:  # one state: no advantages to normalise
         fail(f"--total-timesteps {args.total_timesteps} must cover one batch of {args.batch_size} steps, "
-             "and --num-minibatches at most that many")
+             "and --num-minibatches at most half that many")
 
     return args
 

@@ -101,7 +101,10 @@ def open_run_dir(run_dir: str | os.PathLike, overwrite: bool = False) -> Lock:
     directory = Path(run_dir)
     if directory.exists() and not directory.is_dir():
         raise RunDirError(f"--run-dir {run_dir} is a file, not a directory")
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # under a file, under /proc, no permission
+        raise RunDirError(f"--run-dir {run_dir} cannot be created ({error.strerror or error})") from error
     lock = acquire(directory)
     if lock is None:
         raise RunDirError(f"--run-dir {run_dir} is being written by another run ({holder(directory) or 'that just ended'}); "

@@ -19,7 +19,7 @@ import torch
 from lago_prior import WITHOUT_LLM, ConstantPrior, LatentActionPrior, NoLLMPrior, _head_state
 from lago_utils.device import fast_dtype, resolve_device
 from lago_utils.frozen_prior import FrozenPrior
-from lago_utils.llm import RANDOM_LLMS, PriorError, load_llm, load_tokenizer
+from lago_utils.llm import LLM_ALIASES, RANDOM_LLMS, PriorError, load_llm, load_tokenizer
 
 PRIOR_FORMAT = "lago-prior-v1"
 
@@ -132,9 +132,14 @@ SHIPPED_PRIORS = Path(__file__).resolve().parents[1] / "priors"  # priors/<env>_
 def default_prior_path(env: str, llm: str) -> tuple[str, str]:
     """The prior of `--llm` when no --prior-path is given, and where it comes from: one's own checkpoint at
     finetune_prior.py's usual --out (checkpoints/prior__<env>__<llm>__1) where there is one, else the prior shipped
-    in priors/ (smollm2-135m on both benchmarks), else that missing checkpoint path (its loader says what to do)."""
+    in priors/ (smollm2-135m on both benchmarks), else that missing checkpoint path (its loader says what to do);
+    PriorError where `llm` is not an alias either."""
     own = f"checkpoints/prior__{env}__{llm}__1"
     shipped = SHIPPED_PRIORS / f"{env}__{llm}"
+    known = (*LLM_ALIASES, *WITHOUT_LLM)
+    if not (Path(own) / "config.json").is_file() and not {llm, llm.removesuffix("-random"), llm.removesuffix("-nogoal")} & set(known):
+        raise PriorError(f"--llm {llm!r} is not an alias ({', '.join(known)}) and {own} does not exist; "
+                         "give the prior's checkpoint with --prior-path")
     if (Path(own) / "config.json").is_file() or not (shipped / "config.json").is_file():
         return own, "your checkpoint"
     return str(shipped), f"shipped with this repository; `python finetune_prior.py --llm {llm} --out {own}` trains your own"

@@ -45,12 +45,24 @@ def test_a_saved_policy_replays_its_final_evaluation_exactly(tmp_path, clevr_pri
     assert result.returncode == 0, result.stderr[-3000:]
     model = tmp_path / "run" / f"{script.removesuffix('.py')}.cleanrl_model"
     assert f"model saved to {model}" in result.stdout
-    replay = run_script("evaluate_policy.py", str(model), "--json", str(tmp_path / "replay.json"))
+    replay = run_script("evaluate_policy.py", str(model), "--json", str(tmp_path / "new" / "replay.json"))
     assert replay.returncode == 0, replay.stderr[-3000:]
     final = json.loads((tmp_path / "run" / "summary.json").read_text())["final_eval"]
-    assert json.loads((tmp_path / "replay.json").read_text())["results"] == final  # the same episodes, the same policy
+    assert json.loads((tmp_path / "new" / "replay.json").read_text())["results"] == final  # the same episodes and policy
     fewer = run_script("evaluate_policy.py", str(model), "--eval-episodes", "1")
     assert fewer.returncode == 0 and fewer.stdout.count("(1 episodes)") == 2
+
+
+def test_evaluate_policy_takes_a_run_directory_with_one_saved_policy(tmp_path):
+    result = run_script("ppo_clevr_discrete.py", *CLEVR, "--save-model", "--run-dir", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    replay = run_script("evaluate_policy.py", str(tmp_path / "run"), "--eval-episodes", "1")
+    assert replay.returncode == 0 and replay.stdout.count("(1 episodes)") == 2, replay.stderr[-3000:]
+    assert_one_sentence_error(run_script("evaluate_policy.py", str(tmp_path)), "evaluate_policy.py",
+                              "is a directory with 0 saved policies (*.cleanrl_model); give the file")
+    (tmp_path / "file").write_text("")
+    result = run_script("evaluate_policy.py", str(tmp_path / "run"), "--json", str(tmp_path / "file" / "replay.json"))
+    assert_one_sentence_error(result, "evaluate_policy.py", "its folder cannot be created")
 
 
 def test_evaluate_policy_refuses_what_is_not_a_saved_policy(tmp_path):

@@ -138,6 +138,9 @@ def test_bad_output_paths_are_clear_errors_and_keep_existing_files(tmp_path):
     assert "Traceback" not in result.stderr and (tmp_path / "a_file").read_text() == "keep me"
     result = run_cli("--episodes", "2", "--out", str(tmp_path))
     assert result.returncode != 0 and "is a directory" in result.stderr
+    result = run_cli("--episodes", "2", "--out", f"{tmp_path / 'new'}/")  # a folder to be, not new.npz
+    assert result.returncode != 0 and "is a directory; give a file name such as" in result.stderr
+    assert not (tmp_path / "new.npz").exists() and not (tmp_path / "new").exists()
 
 
 def test_unknown_env_is_refused_by_the_cli(tmp_path):

@@ -95,6 +95,9 @@ def test_default_prior_path_follows_the_llm(tmp_path, monkeypatch):
         (["--prior-fraction", "1.5"], "--prior-fraction must be finite and in (0, 1]"),
         (["--llm", "smollm2-135m"], "--llm smollm2-135m does not match the prior"),
         (["--total-timesteps", "100"], "--total-timesteps 100 must cover one batch of 2048 steps"),
+        (["--seed", "-1"], "--seed must be a non-negative integer, got -1"),
+        (["--num-envs", "2", "--num-steps", "2", "--num-minibatches", "4", "--total-timesteps", "8"],
+         "--total-timesteps 8 must cover one batch of 4 steps, and --num-minibatches at most half that many"),
     ],
 )
 def test_bad_arguments_are_one_sentence(tmp_path, metaworld_prior, argv, message):

@@ -126,10 +126,22 @@ def test_lago_refuses_a_prior_that_does_not_fit(tmp_path, metaworld_prior):
         (["--env-id", "CartPole-v1"], "--env-id must be CLEVRRobot-v0, got 'CartPole-v1' (Meta-World tasks: *_metaworld_continuous.py)"),
         (["--num-envs", "0"], "--num-envs must be a positive integer, got 0"),
         (["--total-timesteps", "100"], "--total-timesteps 100 must cover one batch of 1024 steps"),
+        (["--seed", "-3"], "--seed must be a non-negative integer, got -3"),
+        (["--num-envs", "2", "--num-steps", "2", "--num-minibatches", "4", "--total-timesteps", "8"],
+         "--total-timesteps 8 must cover one batch of 4 steps, and --num-minibatches at most half that many"),
     ],
 )
 def test_ppo_bad_arguments_are_one_sentence(argv, message):
     assert_one_sentence_error(run_script("ppo_clevr_discrete.py", *argv), "ppo_clevr_discrete.py", message)
+
+
+def test_a_run_dir_that_cannot_be_made_and_an_unknown_llm_are_one_sentence(tmp_path):
+    (tmp_path / "file").write_text("")
+    result = run_script("ppo_clevr_discrete.py", "--run-dir", str(tmp_path / "file" / "run"))
+    assert_one_sentence_error(result, "ppo_clevr_discrete.py", f"--run-dir {tmp_path / 'file' / 'run'} cannot be created")
+    result = run_script("lago_clevr_discrete.py", "--llm", "gpt-9", cwd=tmp_path)
+    assert_one_sentence_error(result, "lago_clevr_discrete.py", "--llm 'gpt-9' is not an alias (smollm2-135m, gemma3-270m")
+    assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.parametrize("module", ["ppo_clevr_discrete", "ppo_metaworld_continuous", "lago_clevr_discrete",
