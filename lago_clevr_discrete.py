@@ -346,14 +346,15 @@ if __name__ == "__main__":
     except RunDirError as error:
         sys.exit(f"{args.exp_name}.py: error: {error}")
     if args.track:
-        import wandb
-
         try:
+            import wandb
+
             wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True, config=vars(args),
                        name=run_name, save_code=True)
-        except Exception as error:  # no API key, no network: WANDB_MODE=offline logs locally
-            sys.exit(f"{args.exp_name}.py: error: --track: wandb did not start ({str(error).splitlines()[0]}); "
-                     "run `wandb login`, or set WANDB_MODE=offline")
+        except Exception as error:  # a broken install, no API key, no network: WANDB_MODE=offline logs locally
+            why = (str(error) or type(error).__name__).splitlines()[0]
+            sys.exit(f"{args.exp_name}.py: error: --track: wandb did not start ({why}); "
+                     "check its install, run `wandb login`, or set WANDB_MODE=offline")
     video_dir = None
     if args.capture_video:
         if can_render(make_env(args.env_id, args.max_episode_steps, render_mode="rgb_array")()):

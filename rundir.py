@@ -18,7 +18,10 @@ import atexit
 import fcntl
 import json
 import os
+import signal
 import socket
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Optional
@@ -117,6 +120,10 @@ def open_run_dir(run_dir: str | os.PathLike, overwrite: bool = False) -> Lock:
     for path in found:
         path.unlink()
     atexit.register(lock.release)
+    if threading.current_thread() is threading.main_thread():  # Ctrl-C: one line, not a traceback
+        signal.signal(signal.SIGINT, lambda signum, frame: sys.exit(
+            f"interrupted: {run_dir} keeps the TensorBoard events logged so far and no summary.json; "
+            "run the same command with --overwrite to start the run again"))
     return lock
 
 

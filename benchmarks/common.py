@@ -29,6 +29,22 @@ NOT_SETTINGS = frozenset({"run_dir", "overwrite", "cuda", "prior_device", "devic
 PER_RUN = frozenset({"seed", "env_id", "task", "tasks"})  # what tells apart the runs of one method
 
 
+class SummaryError(ValueError):
+    """A run's summary.json (or its archived copy) that is no run's summary: truncated, not JSON, the wrong shape."""
+
+
+def read_summary(path: Path) -> dict:
+    """A run's summary: a JSON object with its `args` and `final_eval`, or SummaryError naming the file."""
+    try:
+        summary = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SummaryError(f"{path} is not a readable run summary ({error})") from error
+    if not (isinstance(summary, dict) and isinstance(summary.get("args"), dict)
+            and isinstance(summary.get("final_eval"), dict)):
+        raise SummaryError(f"{path} is not a run summary (no args and final_eval)")
+    return summary
+
+
 def training_revision(summary: dict, method: str) -> Optional[int]:
     """The revision of the training scripts (rundir.REVISION) that a PPO or LaGO run of the grid's `method` ran
     with, 1 where the summary predates the record; None for the prior alone, which no training script runs."""

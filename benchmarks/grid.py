@@ -59,7 +59,7 @@ import tyro
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.common import run_settings, setting_differences, training_revision  # noqa: E402
+from benchmarks.common import SummaryError, read_summary, run_settings, setting_differences, training_revision  # noqa: E402
 from rundir import REVISION, acquire, holder  # noqa: E402
 
 
@@ -154,9 +154,19 @@ class Run:
     estimated_seconds: float
     archived: Optional[Path] = None  # the summary's copy in <results>/summaries/ (report.py)
 
-    def summaries(self) -> list[Path]:
-        """The summaries of this run that exist: in its folder, and archived."""
-        return [path for path in (self.directory / "summary.json", self.archived) if path and path.is_file()]
+    def summaries(self) -> list[tuple[Path, dict]]:
+        """The summaries of this run that exist, each with its contents: in its folder, and archived. A damaged one
+        (truncated, or not a run's summary) counts as none, so the run is done again, and is named once."""
+        found = []
+        for path in (self.directory / "summary.json", self.archived):
+            if path and path.is_file():
+                try:
+                    found.append((path, read_summary(path)))
+                except SummaryError as error:
+                    if path not in DAMAGED:
+                        DAMAGED.add(path)
+                        print(f"grid.py: {error}: the run counts as not finished and is done again", flush=True)
+        return found
 
     @functools.cached_property
     def args(self) -> dict:
@@ -187,8 +197,7 @@ class Run:
 
     def conflict(self) -> Optional[str]:
         """Why a summary of this run is not the planned run, or None if every summary there is (or there is none)."""
-        for path in self.summaries():
-            summary = json.loads(path.read_text())
+        for path, summary in self.summaries():
             differences = setting_differences(self.settings, run_settings(summary["args"]))
             revision = training_revision(summary, self.method)
             if revision not in (None, REVISION):
@@ -204,8 +213,8 @@ def precision_conflict(runs: list[Run], todo: list[Run]) -> Optional[str]:
     where the CPU or GPU computes it natively, else fp32), or None."""
     recorded: dict[str, dict[str, Path]] = {}  # method -> each precision its finished runs used -> a summary of it
     for run in runs:
-        for path in run.summaries():  # a run still to go has none
-            if dtype := json.loads(path.read_text()).get("prior_dtype"):
+        for path, summary in run.summaries():  # a run still to go has none
+            if dtype := summary.get("prior_dtype"):
                 recorded.setdefault(run.method, {}).setdefault(dtype, path)
     for run in todo:
         if run.prior_dtype is None:
@@ -329,6 +338,9 @@ def prior_alone_summary(directory: Path) -> None:
     summary = {"env_id": env_id, "method": "prior_alone", "seed": 1, "llm": report["prior"]["llm"],
                "eval_goals": report["goals"], "final_eval": final, "evaluations": [], "args": report["args"]}
     (directory / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+DAMAGED: set[Path] = set()  # the damaged summaries already named
 
 
 # a run's process asks the kernel for SIGKILL when the grid that started it dies, however the grid dies

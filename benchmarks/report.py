@@ -39,7 +39,7 @@ import tyro
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.common import PER_RUN, run_settings, setting_differences, training_revision  # noqa: E402
+from benchmarks.common import PER_RUN, SummaryError, read_summary, run_settings, setting_differences, training_revision  # noqa: E402
 SPLITS = ("train", "test")  # training goals, held-out goals (Meta-World: goal positions of another env seed)
 GOAL_NAMES = {"train": "train goal positions", "test": "held-out goal positions"}  # Meta-World's, in the plot
 ALL_TASKS = "all tasks"
@@ -64,20 +64,33 @@ def archive_runs(folder: Path, archive: Path) -> int:
     """Copy every finished run of the grid folder, <method>/[<task>/]seed<k>/summary.json, to
     <archive>/<method>/[<task>/]seed<k>.json; a prior-alone run's evaluate_prior.py record goes inside."""
     summaries = sorted(folder.glob("*/seed*/summary.json")) + sorted(folder.glob("*/*/seed*/summary.json"))
+    copies = {}  # all read before any is written: a damaged one leaves the archive as it was
     for path in summaries:
-        summary = json.loads(path.read_text())
+        summary = checked(read_summary, path, "delete it and run the grid again to redo that run")
         if (path.parent / "prior_alone.json").is_file():
-            summary["prior_report"] = json.loads((path.parent / "prior_alone.json").read_text())
-        target = archive / path.parent.relative_to(folder).with_suffix(".json")
+            summary["prior_report"] = checked(lambda p: json.loads(p.read_text()), path.parent / "prior_alone.json",
+                                              "delete its run folder and run the grid again")
+        copies[archive / path.parent.relative_to(folder).with_suffix(".json")] = summary
+    for target, summary in copies.items():
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(summary, indent=2) + "\n")
     return len(summaries)
 
 
+def checked(read, path: Path, remedy: str):
+    """`read(path)`, or one sentence naming the damaged file and what to do."""
+    try:
+        return read(path)
+    except (SummaryError, OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        message = str(error) if isinstance(error, SummaryError) else f"{path} is not readable JSON ({error})"
+        raise SystemExit(f"report.py: error: {message}; {remedy}") from error
+
+
 def load_runs(archive: Path) -> list[dict]:
     """Every archived run: <method>/seed<k>.json or <method>/<task>/seed<k>.json."""
     paths = sorted(archive.glob("*/seed*.json")) + sorted(archive.glob("*/*/seed*.json"))
-    return [dict(json.loads(path.read_text()), grid_method=path.relative_to(archive).parts[0], path=path) for path in paths]
+    return [dict(checked(read_summary, path, "restore it from version control, or delete it and run the grid again"),
+                 grid_method=path.relative_to(archive).parts[0], path=path) for path in paths]
 
 
 def method_settings(runs: list[dict]) -> dict[str, dict]:

@@ -21,7 +21,7 @@ PRELOAD = ["torch", "transformers", "peft", "gymnasium", "mujoco", "metaworld", 
 # the tests' runs are offline and in one thread (tests/helpers.py run_script), and so is the server; the variables of
 # IMPORT_TIME_ENV are read once, when the libraries are imported: a run that sets them otherwise gets a new interpreter
 SERVER_ENV = {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-IMPORT_TIME_ENV = ("MUJOCO_GL", "PYOPENGL_PLATFORM", "HF_HUB_OFFLINE", "HF_HOME", "CUDA_VISIBLE_DEVICES")
+IMPORT_TIME_ENV = ("MUJOCO_GL", "PYOPENGL_PLATFORM", "HF_HUB_OFFLINE", "HF_HOME", "CUDA_VISIBLE_DEVICES", "PYTHONPATH")
 _context, _server_env = None, {}
 
 

@@ -492,3 +492,27 @@ def test_llm_study_resamples_metaworld_tasks_paired_between_priors():
     one_task = solves[:1]
     assert np.array_equal(llm_study.resample_episodes(one_task, 50, np.random.default_rng(3), np.random.default_rng(4)),
                           llm_study.resample_episodes(one_task, 50, np.random.default_rng(3)))  # CLEVR-Robot: unchanged
+
+
+def test_a_damaged_summary_is_named_the_grid_redoes_its_run_and_the_report_copies_nothing(small_grid, tmp_path, capsys):
+    args, out = small_grid
+    shutil.copytree(out, tmp_path / "grid")
+    damaged = tmp_path / "grid" / "ppo" / "seed2" / "summary.json"
+    damaged.write_text(damaged.read_text()[:100])  # truncated, as by a full disk
+    plan = dataclasses.replace(args, out=str(tmp_path / "grid"), results=str(tmp_path / "results"), dry_run=True)
+    grid.main(plan)
+    printed = capsys.readouterr().out
+    assert f"grid.py: {damaged} is not a readable run summary" in printed and "1 to go" in printed
+    assert printed.count(str(damaged)) == 1  # named once, however often the plan looks at it
+    (tmp_path / "results" / "summaries").mkdir(parents=True)
+    with pytest.raises(SystemExit, match=re.escape(f"{damaged} is not a readable run summary")):
+        report.main(report.Args(env="clevr", runs=tmp_path / "grid", results=tmp_path / "results", bootstrap_reps=50))
+    assert not list((tmp_path / "results" / "summaries").iterdir())  # nothing copied: no half-filled archive
+    damaged.write_text("[1, 2]")  # valid JSON of the wrong shape
+    with pytest.raises(SystemExit, match=re.escape(f"{damaged} is not a run summary (no args and final_eval); delete")):
+        report.main(report.Args(env="clevr", runs=tmp_path / "grid", results=tmp_path / "results", bootstrap_reps=50))
+    archived = tmp_path / "archive"
+    report.main(report.Args(env="clevr", runs=out, results=archived, bootstrap_reps=50))
+    (archived / "summaries" / "ppo" / "seed1.json").write_text("{")
+    with pytest.raises(SystemExit, match=re.escape(f"{archived / 'summaries' / 'ppo' / 'seed1.json'} is not a readable")):
+        report.main(report.Args(env="clevr", runs=tmp_path / "no-runs", results=archived, bootstrap_reps=50))

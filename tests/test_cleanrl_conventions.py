@@ -85,6 +85,35 @@ def test_track_logs_to_weights_and_biases_offline(tmp_path):
     assert_one_sentence_error(no_key, "ppo_clevr_discrete.py", "--track: wandb did not start")
 
 
+def test_track_with_a_wandb_that_fails_on_import_is_one_sentence(tmp_path):
+    (tmp_path / "site" / "wandb").mkdir(parents=True)
+    (tmp_path / "site" / "wandb" / "__init__.py").write_text("raise ImportError('a broken install')")
+    result = run_script("ppo_clevr_discrete.py", *CLEVR, "--track", "--run-dir", str(tmp_path / "run"),
+                        env={"PYTHONPATH": f"{tmp_path / 'site'}:{ROOT}"})
+    assert_one_sentence_error(result, "ppo_clevr_discrete.py", "--track: wandb did not start (a broken install)")
+
+
+def test_ctrl_c_ends_a_run_with_one_line_that_says_what_was_kept(tmp_path):
+    import os
+    import signal
+    import time
+
+    run = subprocess.Popen([sys.executable, "ppo_clevr_discrete.py", "--total-timesteps", "10000000", "--run-dir",
+                            str(tmp_path / "run")], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    while not list((tmp_path / "run").glob("events.out.tfevents.*")) and time.time() < deadline:
+        time.sleep(0.5)
+    time.sleep(2)  # into the rollouts
+    run.send_signal(signal.SIGINT)
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode != 0 and "Traceback" not in stderr, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1] == (f"interrupted: {tmp_path / 'run'} keeps the TensorBoard events logged so "
+                                              "far and no summary.json; run the same command with --overwrite to start "
+                                              "the run again")
+    assert not (tmp_path / "run" / "summary.json").exists()
+
+
 @pytest.mark.parametrize("module, flag", [(ppo_clevr_discrete, "track"), (lago_clevr_discrete, "capture_video"),
                                           (lago_metaworld_continuous, "track")])
 def test_a_missing_optional_dependency_is_one_sentence(monkeypatch, module, flag):
