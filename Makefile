@@ -3,7 +3,7 @@
 #   make test         install the test dependencies, then run the test suite
 PYTHON ?= python3
 
-.PHONY: install install-dev install-llm-large quickstart walkthrough ship-priors gpu-wheels gpu-check test env-results prior-results finetune-speed-results stage2-results clevr-tuning clevr-results metaworld-tuning metaworld-results report llm-study-clevr llm-study-metaworld llm-study llm-study-1.5b qwen-lr-sweep controls-clevr controls-metaworld
+.PHONY: install install-dev install-llm-large quickstart walkthrough ship-priors gpu-wheels gpu-check test env-results prior-results finetune-speed-results stage2-results clevr-tuning clevr-results metaworld-tuning metaworld-results report llm-study-clevr llm-study-metaworld llm-study llm-study-1.5b qwen-lr-sweep controls-clevr controls-metaworld clevr-paper
 
 # a prior that a target needed on the way is kept, never deleted as an intermediate file
 .SECONDARY:
@@ -198,6 +198,20 @@ controls-metaworld: metaworld-results $(foreach prior,none marginal smollm2-135m
 	$(LLM_GRID_METAWORLD) --methods lago-smollm2-135m-nogoal
 	$(GRID) --env metaworld --tasks mt10 --methods bcppo --seeds 1,2,3
 	$(GRID) --env metaworld --tasks mt10 --methods prior-alone-none --seeds 1
+
+# Does the gain last? CLEVR-Robot at the paper's budget, 1M steps a run (grid.py --scale paper, results/clevr-paper/):
+# PPO, LaGO at the chosen setting, and the same coefficient decaying linearly to 0 at 60% of the budget. LaGO uses the
+# shipped prior (priors/, the bf16 export of the prior of the committed 150k runs, whose checkpoint is not committed);
+# about 4 CPU hours (grid.py --dry-run); resumable
+SHIPPED = checkpoints/shipped
+$(SHIPPED)/prior__%__smollm2-135m__1/config.json:
+	mkdir -p $(SHIPPED) && ln -sfn ../../priors/$*__smollm2-135m $(SHIPPED)/prior__$*__smollm2-135m__1
+clevr-paper: install $(SHIPPED)/prior__clevr__smollm2-135m__1/config.json
+	$(GRID) --scale paper --methods ppo --seeds $(CLEVR_SEEDS)
+	$(GRID) --scale paper --methods lago-smollm2-135m --seeds $(CLEVR_SEEDS) --priors $(SHIPPED) \
+		--guidance-from results/clevr-tuning/chosen.json
+	$(GRID) --scale paper --methods lago-smollm2-135m --seeds $(CLEVR_SEEDS) --priors $(SHIPPED) --label f0.25-coef1-linear \
+		--lago-args="--prior-fraction 0.25 --guidance-coef 1 --guidance-schedule linear --guidance-decay-end 0.6"
 
 # The GPU path in one command (benchmarks/gpu_check.sh, one JSON). A bare GPU machine with torch gets the rest as wheels,
 # with the pinned transformers and peft (its own may be older): make gpu-wheels here (Python 3.12, the GPU image's; about
