@@ -81,10 +81,10 @@ class Args:
     gradient_checkpointing: bool = False
     """recompute the LLM's activations in the backward pass: less memory for the larger LLMs, more time per step"""
     compile: bool = False
-    """compile the LLM's decoder layers with `torch.compile` (dynamic shapes): on a GPU, where a step waits on launching
-    kernels, it halves a step after about a minute of compiling (pays beyond about 1,000 steps); slower on a CPU"""
+    """compile the LLM's decoder layers with `torch.compile` (dynamic shapes): pays on a GPU, where a step waits on
+    launching kernels, after a minute or so of compiling; slower on a CPU"""
     precision: Literal["auto", "bf16", "fp32"] = "auto"
-    """`bf16`: bf16 autocast with fp32 weights (about 2x faster on GPUs and CPUs with native bf16); `fp32`: plain fp32; `auto`: bf16 where the device has native bf16, else fp32"""
+    """`auto`: bf16 autocast (fp32 weights) where the device computes bf16 natively, else fp32; or `bf16`, `fp32`"""
     seed: int = 1
     """seed of the split, the initialisation and the batches"""
     device: str = "auto"

@@ -26,7 +26,7 @@ import random
 import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import Literal  # LaGO: the guidance flags' choices
+from typing import Annotated, Literal  # LaGO: the prior's and the guidance flags' help
 from typing import Optional
 
 import gymnasium as gym
@@ -54,8 +54,8 @@ class Args:
     torch_deterministic: bool = True
     """if toggled, `torch.backends.cudnn.deterministic=True`"""
     cuda: bool = False
-    """the policy and PPO's update on CUDA. Off by default: on an H100 machine (16 cores) these small networks ran as
-    fast on its CPU or faster (benchmarks/gpu_check.sh); the prior uses the GPU whenever there is one"""
+    """the policy and PPO's update on CUDA (the prior uses a GPU whenever there is one; these small networks gain
+    nothing from it)"""
     track: bool = False
     """if toggled, this experiment will be tracked with Weights and Biases"""
     wandb_project_name: str = "lago"
@@ -119,11 +119,11 @@ class Args:
     """episode time limit (pushes)"""
 
     # LaGO: the prior and the guidance flags
-    llm: Optional[str] = None
-    """the LLM of the prior; picks the default --prior-path, and must match the checkpoint's (default smollm2-135m)"""
-    prior_path: Optional[str] = None
-    """the stage-1 checkpoint (finetune_prior.py --out); default checkpoints/prior__clevr__<llm>__1, else the prior
-    shipped in priors/clevr__<llm> (smollm2-135m)"""
+    llm: Annotated[Optional[str], tyro.conf.arg(help_behavior_hint="(default: smollm2-135m)")] = None
+    """the LLM of the prior: it picks the default --prior-path, and must match the checkpoint's"""
+    prior_path: Annotated[Optional[str], tyro.conf.arg(
+        help_behavior_hint="(default: checkpoints/prior__clevr__<llm>__1, else the shipped priors/clevr__<llm>)")] = None
+    """the stage-1 checkpoint (finetune_prior.py --out)"""
     guidance_coef: float = 0.1
     """beta_0, the start value of the guidance coefficient (0 turns LaGO into PPO)"""
     guidance_schedule: Literal["constant", "linear", "exp"] = "linear"

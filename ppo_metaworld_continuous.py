@@ -49,8 +49,8 @@ class Args:
     torch_deterministic: bool = True
     """if toggled, `torch.backends.cudnn.deterministic=True`"""
     cuda: bool = False
-    """the policy and PPO's update on CUDA. Off by default: on an H100 machine (16 cores) these small networks ran as
-    fast on its CPU or faster (benchmarks/gpu_check.sh); the prior uses the GPU whenever there is one"""
+    """the policy and PPO's update on CUDA (the prior uses a GPU whenever there is one; these small networks gain
+    nothing from it)"""
     track: bool = False
     """if toggled, this experiment will be tracked with Weights and Biases"""
     wandb_project_name: str = "lago"
