@@ -49,8 +49,7 @@ LLM_NAMES = {"smollm2-135m": "SmolLM2-135M", "gemma3-270m": "Gemma 3 270M", "qwe
 # the smallest
 SAME_FAMILY_SMALLER = {"qwen2.5-coder-1.5b": "qwen2.5-coder-0.5b"}
 BENCHMARKS = dict(readme_tables.BENCHMARKS)
-SPLIT_NAMES = {"clevr": {"train": "train goals", "test": "held-out goals"},
-               "metaworld": {"train": "train goal positions", "test": "held-out goal positions"}}
+SPLIT_NAMES = readme_tables.SPLIT_NAMES
 INSTRUCTION_NAMES = {"train": "training phrasings", "paraphrase": "paraphrases", "unseen": "unseen words",
                      "none": "no goal words (control)"}
 

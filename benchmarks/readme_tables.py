@@ -45,6 +45,8 @@ def counted(count: int, noun: str) -> str:
 
 
 BENCHMARKS = (("clevr", "CLEVR-Robot"), ("metaworld", "Meta-World"))  # results/<folder>, the name in the tables
+SPLIT_NAMES = {"clevr": {"train": "train goals", "test": "held-out goals"},  # the goal splits, in tables and figures
+               "metaworld": {"train": "train goal positions", "test": "held-out goal positions"}}
 
 
 def _require(path: Path, make_target: str) -> Path:
@@ -343,7 +345,6 @@ def llm_table(results: Path = RESULTS) -> str:
     lines = ["| question | benchmark, goals | what | comparison | rests on | difference in success [95% CI] | answer |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     sys.path.insert(0, str(ROOT))
-    from benchmarks.llm_study import SPLIT_NAMES  # the goal splits' names, as in its figure
 
     for r in _load_csv(results / "llm" / "answers.csv", "llm-study"):
         answer = {"yes": "**yes**", "no, the opposite": "**no, the opposite**"}.get(r["verdict"], r["verdict"])
