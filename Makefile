@@ -30,7 +30,7 @@ walkthrough: install
 		--out checkpoints/walkthrough_prior
 	$(PYTHON) evaluate_prior.py --prior-path checkpoints/walkthrough_prior --episodes 20
 	$(PYTHON) collect_demos.py --env metaworld --task reach-v3,push-v3 --episodes 5 --out demos/walkthrough_metaworld.npz
-	$(PYTHON) benchmarks/env_speed.py --seconds 2
+	$(PYTHON) benchmarks/speed/env_speed.py --seconds 2
 
 test: install-dev
 	$(PYTHON) -m pytest
@@ -40,7 +40,7 @@ env-results: install
 	$(PYTHON) collect_demos.py --env clevr --episodes 200 --noise 0 --out results/env/clevr_expert
 	$(PYTHON) collect_demos.py --env clevr --episodes 500 --noise 1 --out results/env/clevr_random
 	$(PYTHON) collect_demos.py --env metaworld --task mt10 --episodes 20 --noise 0 --out results/env/metaworld_expert
-	$(PYTHON) benchmarks/env_speed.py --json results/env/env_speed.json
+	$(PYTHON) benchmarks/speed/env_speed.py --json results/env/env_speed.json
 	$(PYTHON) benchmarks/readme_tables.py --update-readme
 
 # the stage-1 facts in the README (results/prior/*.json, about 30 minutes on 2 cores)
@@ -52,15 +52,15 @@ prior-results: install
 	$(PYTHON) collect_demos.py --env metaworld
 	$(PYTHON) finetune_prior.py --demos demos/metaworld.npz --llm smollm2-135m
 	$(PYTHON) evaluate_prior.py --prior-path checkpoints/prior__metaworld__smollm2-135m__1 --episodes 10 --json results/prior/metaworld_smollm2-135m.json
-	$(PYTHON) benchmarks/prior_speed.py --llm smollm2-135m --batch 2048 --json results/prior/prior_speed_smollm2-135m.json
+	$(PYTHON) benchmarks/speed/prior_speed.py --llm smollm2-135m --batch 2048 --json results/prior/prior_speed_smollm2-135m.json
 	$(PYTHON) benchmarks/readme_tables.py --update-readme
 
 # stage-1 seconds per gradient step of each LLM under the options that leave the method unchanged
 # (results/prior/finetune_speed_*.json; about 30 minutes on 2 cores)
 finetune-speed-results: install-llm-large
-	$(PYTHON) benchmarks/finetune_speed.py --llm smollm2-135m --steps 20 --json results/prior/finetune_speed_smollm2-135m.json
-	$(PYTHON) benchmarks/finetune_speed.py --llm qwen2.5-coder-0.5b --steps 20 --json results/prior/finetune_speed_qwen2.5-coder-0.5b.json
-	$(PYTHON) benchmarks/finetune_speed.py --llm qwen2.5-coder-1.5b --steps 10 --json results/prior/finetune_speed_qwen2.5-coder-1.5b.json
+	$(PYTHON) benchmarks/speed/finetune_speed.py --llm smollm2-135m --steps 20 --json results/prior/finetune_speed_smollm2-135m.json
+	$(PYTHON) benchmarks/speed/finetune_speed.py --llm qwen2.5-coder-0.5b --steps 20 --json results/prior/finetune_speed_qwen2.5-coder-0.5b.json
+	$(PYTHON) benchmarks/speed/finetune_speed.py --llm qwen2.5-coder-1.5b --steps 10 --json results/prior/finetune_speed_qwen2.5-coder-1.5b.json
 
 # the priors: LaGO's default (4 state tokens, the one the comparisons use), one with a single latent state token
 # (a quarter of the LLM work per state, stage2-results), the same LLM with random weights and a larger LLM
@@ -113,14 +113,14 @@ $(K1_PRIOR)/config.json: demos/clevr.npz
 # results/stage2/avx2-fp32/ holds the same measurements from a CPU without native bf16 (prior in fp32).
 stage2-results: install $(K1_PRIOR)/config.json
 	mkdir -p results/stage2
-	$(PYTHON) benchmarks/stage2_speed.py --env clevr --repeats 2 --json results/stage2/speed_clevr_fraction1.json
-	$(PYTHON) benchmarks/stage2_speed.py --env clevr --repeats 2 --lago-args="--prior-fraction 0.25" --json results/stage2/speed_clevr_fraction0.25.json
-	$(PYTHON) benchmarks/stage2_speed.py --env clevr --repeats 2 --lago-args="--prior-fraction 0.05" --json results/stage2/speed_clevr_fraction0.05.json
-	$(PYTHON) benchmarks/stage2_speed.py --env clevr --repeats 2 --prior-path $(K1_PRIOR) --json results/stage2/speed_clevr_k1_fraction1.json
-	$(PYTHON) benchmarks/stage2_speed.py --env clevr --repeats 2 --prior-path $(K1_PRIOR) --lago-args="--prior-fraction 0.25" --json results/stage2/speed_clevr_k1_fraction0.25.json
-	$(PYTHON) benchmarks/stage2_speed.py --env clevr --repeats 2 --prior-path $(K1_PRIOR) --lago-args="--prior-fraction 0.1" --json results/stage2/speed_clevr_k1_fraction0.1.json
-	$(PYTHON) benchmarks/stage2_speed.py --env metaworld --repeats 2 --eval-episodes 20 --json results/stage2/speed_metaworld_fraction1.json
-	$(PYTHON) benchmarks/stage2_speed.py --env metaworld --repeats 2 --eval-episodes 20 --lago-args="--prior-fraction 0.1" --json results/stage2/speed_metaworld_fraction0.1.json
+	$(PYTHON) benchmarks/speed/stage2_speed.py --env clevr --repeats 2 --json results/stage2/speed_clevr_fraction1.json
+	$(PYTHON) benchmarks/speed/stage2_speed.py --env clevr --repeats 2 --lago-args="--prior-fraction 0.25" --json results/stage2/speed_clevr_fraction0.25.json
+	$(PYTHON) benchmarks/speed/stage2_speed.py --env clevr --repeats 2 --lago-args="--prior-fraction 0.05" --json results/stage2/speed_clevr_fraction0.05.json
+	$(PYTHON) benchmarks/speed/stage2_speed.py --env clevr --repeats 2 --prior-path $(K1_PRIOR) --json results/stage2/speed_clevr_k1_fraction1.json
+	$(PYTHON) benchmarks/speed/stage2_speed.py --env clevr --repeats 2 --prior-path $(K1_PRIOR) --lago-args="--prior-fraction 0.25" --json results/stage2/speed_clevr_k1_fraction0.25.json
+	$(PYTHON) benchmarks/speed/stage2_speed.py --env clevr --repeats 2 --prior-path $(K1_PRIOR) --lago-args="--prior-fraction 0.1" --json results/stage2/speed_clevr_k1_fraction0.1.json
+	$(PYTHON) benchmarks/speed/stage2_speed.py --env metaworld --repeats 2 --eval-episodes 20 --json results/stage2/speed_metaworld_fraction1.json
+	$(PYTHON) benchmarks/speed/stage2_speed.py --env metaworld --repeats 2 --eval-episodes 20 --lago-args="--prior-fraction 0.1" --json results/stage2/speed_metaworld_fraction0.1.json
 	$(PYTHON) benchmarks/readme_tables.py --update-readme
 
 # The comparison grids (benchmarks/grid.py: resumable, a finished run is skipped, also one archived in
@@ -213,17 +213,17 @@ clevr-paper: install $(SHIPPED)/prior__clevr__smollm2-135m__1/config.json
 	$(GRID) --scale paper --methods lago-smollm2-135m --seeds $(CLEVR_SEEDS) --priors $(SHIPPED) --label f0.25-coef1-linear \
 		--lago-args="--prior-fraction 0.25 --guidance-coef 1 --guidance-schedule linear --guidance-decay-end 0.6"
 
-# The GPU path in one command (benchmarks/gpu_check.sh, one JSON). A bare GPU machine with torch gets the rest as wheels,
+# The GPU path in one command (benchmarks/gpu/gpu_check.sh, one JSON). A bare GPU machine with torch gets the rest as wheels,
 # with the pinned transformers and peft (its own may be older): make gpu-wheels here (Python 3.12, the GPU image's; about
-# 50 MB, transformers cut to the model families the check loads by benchmarks/slim_wheel.py), then carry wheels/ there
+# 50 MB, transformers cut to the model families the check loads by benchmarks/gpu/slim_wheel.py), then carry wheels/ there
 GPU_WHEELS = gymnasium==1.4.0 farama-notifications==0.0.6 mujoco==3.3.0 glfw==2.11.0 pyopengl==3.1.10 metaworld==3.1.1 \
 	tyro==1.0.17 docstring-parser==0.18.0 typeguard==4.6.1 transformers==5.24.0 peft==0.21.2
 gpu-wheels:
 	$(PYTHON) -m pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
 		--platform manylinux_2_17_x86_64 -d wheels $(GPU_WHEELS)
-	$(PYTHON) benchmarks/slim_wheel.py wheels/transformers-5.24.0-py3-none-any.whl
+	$(PYTHON) benchmarks/gpu/slim_wheel.py wheels/transformers-5.24.0-py3-none-any.whl
 gpu-check:
-	benchmarks/gpu_check.sh
+	benchmarks/gpu/gpu_check.sh
 
 report: report-clevr report-metaworld
 	$(PYTHON) benchmarks/llm_study.py --report-only

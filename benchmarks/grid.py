@@ -122,7 +122,7 @@ PAPER_SCALE = {
 # AMX) or fp32 (AVX2 only); measured for smollm2-135m. gemma3-270m has twice the parameters, but most are its
 # embedding table: its LaGO runs took as long as smollm2-135m's with bf16 (an earlier round's CLEVR-Robot grid).
 # qwen2.5-coder-0.5b in bf16: measured in its CLEVR-Robot LaGO runs (about 100 states/s, 2.7x slower); the 1.5B's
-# bf16 rate is an estimate (three times the parameters of the 0.5B). The Qwen fp32 rates: benchmarks/prior_speed.py
+# bf16 rate is an estimate (three times the parameters of the 0.5B). The Qwen fp32 rates: benchmarks/speed/prior_speed.py
 # --batch 256 in one thread of an AVX2 CPU (results/prior/avx2-fp32/prior_speed_qwen2.5-coder-*)
 PRIOR_STATES_PER_SECOND = {"bfloat16": {"smollm2-135m": 300, "gemma3-270m": 300, "qwen2.5-coder-0.5b": 100,
                                         "qwen2.5-coder-1.5b": 33},

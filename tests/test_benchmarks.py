@@ -333,7 +333,7 @@ def test_metaworld_report_aggregates_over_tasks_and_seeds(metaworld_grid, tmp_pa
 
 
 def test_stage2_speed_reports_medians_and_the_ratio(tmp_path, clevr_prior):
-    from benchmarks import stage2_speed
+    from benchmarks.speed import stage2_speed
 
     out = tmp_path / "speed.json"
     result = stage2_speed.main(stage2_speed.Args(env="clevr", prior_path=str(clevr_prior), total_timesteps=1024,
@@ -349,7 +349,7 @@ def test_stage2_speed_reports_medians_and_the_ratio(tmp_path, clevr_prior):
 
 def test_finetune_speed_times_each_variant_and_checkpointing_changes_no_result(tmp_path):
     import collect_demos
-    from benchmarks import finetune_speed
+    from benchmarks.speed import finetune_speed
     from lago_utils.device import cpu_has_native_bf16
 
     collect_demos.main(collect_demos.Args(env="clevr", episodes=10, seed=3, out=str(tmp_path / "demos.npz")))

@@ -10,7 +10,7 @@ from tests.helpers import ROOT
 
 def test_the_quick_gpu_check_writes_every_part(tmp_path):
     out = tmp_path / "check.json"
-    result = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), str(out)], capture_output=True, text=True,
+    result = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu" / "gpu_check.sh"), str(out)], capture_output=True, text=True,
                             timeout=900, env={**os.environ, "QUICK": "1", "OMP_NUM_THREADS": "1", "WHEELS": str(tmp_path)})
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(out.read_text())
@@ -30,7 +30,7 @@ def test_the_quick_gpu_check_writes_every_part(tmp_path):
 
 
 def test_the_quick_defaults_check_writes_every_part(tmp_path):
-    result = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check_defaults.sh"), str(tmp_path)], capture_output=True,
+    result = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu" / "gpu_check_defaults.sh"), str(tmp_path)], capture_output=True,
                             text=True, timeout=900, env={**os.environ, "QUICK": "1", "OMP_NUM_THREADS": "1",
                                                          "WHEELS": str(tmp_path / "none")})
     assert result.returncode == 0, result.stderr[-3000:]
@@ -54,7 +54,7 @@ def test_the_quick_defaults_check_writes_every_part(tmp_path):
 
 
 def test_the_quick_jobs_check_times_runs_alone_and_side_by_side(tmp_path):
-    result = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check_jobs.sh"), str(tmp_path)], capture_output=True,
+    result = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu" / "gpu_check_jobs.sh"), str(tmp_path)], capture_output=True,
                             text=True, timeout=900, env={**os.environ, "QUICK": "1", "OMP_NUM_THREADS": "1",
                                                          "WHEELS": str(tmp_path / "none")})
     assert result.returncode == 0, result.stderr[-3000:]

@@ -1,7 +1,7 @@
 """Wall time of LaGO against PPO for the same budget: what the prior's guidance costs.
 
-    python benchmarks/stage2_speed.py --env clevr --lago-args="--prior-fraction 0.05"
-    python benchmarks/stage2_speed.py --env metaworld --task drawer-close-v3 --repeats 3
+    python benchmarks/speed/stage2_speed.py --env clevr --lago-args="--prior-fraction 0.05"
+    python benchmarks/speed/stage2_speed.py --env metaworld --task drawer-close-v3 --repeats 3
 
 Runs the PPO and the LaGO script of the benchmark (`ppo_clevr_discrete.py` and `lago_clevr_discrete.py`,
 or `ppo_metaworld_continuous.py` and `lago_metaworld_continuous.py`) with the same seed and budget, each in its own process and
@@ -29,11 +29,11 @@ from typing import Literal, Optional
 
 import tyro
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from benchmarks.common import cpu_name, write_json  # noqa: E402
 from lago_utils.prior_io import read_prior_config  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SETUPS = {  # the PPO and LaGO scripts, the default prior, the default budget (whole rollouts of the default sizes)
     "clevr": ("ppo_clevr_discrete.py", "lago_clevr_discrete.py", "checkpoints/prior__clevr__smollm2-135m__1", 51_200),
     "metaworld": ("ppo_metaworld_continuous.py", "lago_metaworld_continuous.py", "checkpoints/prior__metaworld__smollm2-135m__1",

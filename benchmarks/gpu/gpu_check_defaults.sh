@@ -8,13 +8,13 @@
 #   4. fine-tuning steps/s with batches of 32 (the default) and of 128: if the larger batch costs about as much per
 #      step, the step waits on Python and kernel launches, not on the GPU;
 #   5. the prior's default path at a batch of 16,384.
-# What benchmarks/gpu_check.sh does not time with today's defaults.
-#   benchmarks/gpu_check_defaults.sh OUT_DIR
-#   QUICK=1 benchmarks/gpu_check_defaults.sh /tmp/defaults   # a tiny dry run on any CPU
+# What benchmarks/gpu/gpu_check.sh does not time with today's defaults.
+#   benchmarks/gpu/gpu_check_defaults.sh OUT_DIR
+#   QUICK=1 benchmarks/gpu/gpu_check_defaults.sh /tmp/defaults   # a tiny dry run on any CPU
 set -euo pipefail
-cd "$(dirname "$0")/.."
-out="${1:?usage: benchmarks/gpu_check_defaults.sh OUT_DIR}"
-source benchmarks/gpu_env.sh
+cd "$(dirname "$0")/../.."
+out="${1:?usage: benchmarks/gpu/gpu_check_defaults.sh OUT_DIR}"
+source benchmarks/gpu/gpu_env.sh
 mkdir -p "$out"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
@@ -26,13 +26,13 @@ else
     metaworld_args="--num-envs 16 --num-steps 128 --async-envs"
 fi
 untrained_priors "$tmp" "$llm"
-"$python" benchmarks/stage2_speed.py --env clevr --prior-path "$tmp/priors/prior__clevr__check__1" \
+"$python" benchmarks/speed/stage2_speed.py --env clevr --prior-path "$tmp/priors/prior__clevr__check__1" \
     --total-timesteps "$clevr_steps" --eval-episodes "$episodes" --json "$out/stage2_clevr.json"
 # a CLEVR-Robot rollout of LaGO's defaults (1,024 states, about 16 instructions): the default path and the CPU's
-"$python" benchmarks/prior_speed.py --llm "$llm" --batch 1024 --distinct-texts 16 --json "$out/prior_rollout.json"
-"$python" benchmarks/prior_speed.py --llm "$llm" --batch 1024 --distinct-texts 16 --max-batch 512 --states-per-row 1 \
+"$python" benchmarks/speed/prior_speed.py --llm "$llm" --batch 1024 --distinct-texts 16 --json "$out/prior_rollout.json"
+"$python" benchmarks/speed/prior_speed.py --llm "$llm" --batch 1024 --distinct-texts 16 --max-batch 512 --states-per-row 1 \
     --json "$out/prior_rollout_chunks.json"
-"$python" benchmarks/stage2_speed.py --env metaworld --prior-path "$tmp/priors/prior__metaworld__check__1" \
+"$python" benchmarks/speed/stage2_speed.py --env metaworld --prior-path "$tmp/priors/prior__metaworld__check__1" \
     --total-timesteps "$metaworld_steps" --both-args="$metaworld_args" --eval-episodes 1 --json "$out/stage2_metaworld_16envs.json"
 for batch_size in 32 128; do
     "$python" finetune_prior.py --demos "$tmp/clevr.npz" --llm "$llm" --train-steps "$finetune_steps" \
@@ -48,4 +48,4 @@ json.dump(result, open(sys.argv[2], "w"), indent=1)
 print(f"fine-tuning, batches of {batch_size}: {result['steps_per_second']:.2f} steps/s")
 PY
 done
-"$python" benchmarks/prior_speed.py --llm "$llm" --batch "$batch" --json "$out/prior.json"
+"$python" benchmarks/speed/prior_speed.py --llm "$llm" --batch "$batch" --json "$out/prior.json"

@@ -1,16 +1,16 @@
-"""The GPU path checked and timed in one go; one JSON (run it through benchmarks/gpu_check.sh).
+"""The GPU path checked and timed in one go; one JSON (run it through benchmarks/gpu/gpu_check.sh).
 
-    benchmarks/gpu_check.sh                          # on a GPU machine: at most 8 minutes on an H100
-    QUICK=1 benchmarks/gpu_check.sh /tmp/check.json  # a tiny dry run on any CPU (the test suite runs it)
+    benchmarks/gpu/gpu_check.sh                          # on a GPU machine: at most 8 minutes on an H100
+    QUICK=1 benchmarks/gpu/gpu_check.sh /tmp/check.json  # a tiny dry run on any CPU (the test suite runs it)
 
 What it measures, in this order, writing the JSON after each part (a cut-off run keeps what it has):
 1. fine-tuning: `finetune_prior.py` on CLEVR-Robot demonstrations, steps of 32 per second;
-2. the prior: `benchmarks/prior_speed.py` at batches of 2,048 and 16,384 states (4 state tokens,
+2. the prior: `benchmarks/speed/prior_speed.py` at batches of 2,048 and 16,384 states (4 state tokens,
    64 distinct instructions) and of 1,024 states with 16 (a CLEVR-Robot rollout of LaGO's
    defaults), with and without the cached prefix, and the first call; each in chunks of 512
    states per LLM forward (the CPU's path), in one pass, and in one pass with up to 64 states of
    an instruction sharing an LLM row behind one copy of its prefix (the GPU's default);
-3. PPO against LaGO querying every state: `benchmarks/stage2_speed.py` on CLEVR-Robot
+3. PPO against LaGO querying every state: `benchmarks/speed/stage2_speed.py` on CLEVR-Robot
    (51,200 steps) and on Meta-World (`drawer-close-v3`, 4,096 steps), each script with its
    defaults (the policy on the CPU, the prior on the GPU where there is one) and, on a GPU, with
    the policy on it too (`--cuda`); on Meta-World also with 16 envs in subprocesses
@@ -39,13 +39,13 @@ from pathlib import Path
 import torch
 import tyro
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 import collect_demos  # noqa: E402
 import finetune_prior  # noqa: E402
 from lago_utils.llm import PriorError, converted_weights  # noqa: E402
 from lago_utils.prior_io import read_prior_config  # noqa: E402
-from benchmarks import prior_speed, stage2_speed  # noqa: E402
+from benchmarks.speed import prior_speed, stage2_speed  # noqa: E402
 from benchmarks.common import cpu_name, write_json  # noqa: E402
 
 TARGETS = {"prior_states_per_second_at_16384": 100_000, "lago_over_ppo": 1.1}

@@ -5,12 +5,12 @@
 #   1. CLEVR-Robot: 2 runs one after the other, then 8 side by side (51,200 steps each);
 #   2. Meta-World (drawer-close-v3, 1 env): 1 run alone, then 16 side by side (8,192 steps each), for the wall time
 #      of the paper-scale MT10 grid with --jobs 16.
-#   benchmarks/gpu_check_jobs.sh OUT_DIR
-#   QUICK=1 benchmarks/gpu_check_jobs.sh /tmp/jobs   # a tiny dry run on any CPU
+#   benchmarks/gpu/gpu_check_jobs.sh OUT_DIR
+#   QUICK=1 benchmarks/gpu/gpu_check_jobs.sh /tmp/jobs   # a tiny dry run on any CPU
 set -euo pipefail
-cd "$(dirname "$0")/.."
-out="${1:?usage: benchmarks/gpu_check_jobs.sh OUT_DIR}"
-source benchmarks/gpu_env.sh
+cd "$(dirname "$0")/../.."
+out="${1:?usage: benchmarks/gpu/gpu_check_jobs.sh OUT_DIR}"
+source benchmarks/gpu/gpu_env.sh
 mkdir -p "$out"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT

@@ -1,7 +1,7 @@
 """Stage-1 fine-tuning speed: seconds per gradient step of one LLM under the options that do not change the method.
 
-    python benchmarks/finetune_speed.py --llm qwen2.5-coder-0.5b --json results/prior/finetune_speed_qwen2.5-coder-0.5b.json
-    python benchmarks/finetune_speed.py --llm smollm2-135m --variants "default;fp32=--precision fp32"
+    python benchmarks/speed/finetune_speed.py --llm qwen2.5-coder-0.5b --json results/prior/finetune_speed_qwen2.5-coder-0.5b.json
+    python benchmarks/speed/finetune_speed.py --llm smollm2-135m --variants "default;fp32=--precision fp32"
 
 Each variant is `finetune_prior.py` with the default settings plus its flags, run for `--steps` gradient steps in its
 own process on `--demos`; its checkpoint goes to a temporary folder. Reported: the mean seconds of a gradient step
@@ -22,10 +22,10 @@ from typing import Optional
 
 import tyro
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from benchmarks.common import cpu_name, write_json  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_VARIANTS = ("default; fp32=--precision fp32; checkpointing=--gradient-checkpointing; "
                     "1 state token=--state-tokens 1; LoRA on q,v=--lora-target-modules q_proj,v_proj")
 

@@ -1,7 +1,7 @@
 """Batched prior inference: states per second with and without the KV-cached task prefix.
 
-    python benchmarks/prior_speed.py --llm smollm2-135m --batch 2048
-    python benchmarks/prior_speed.py --prior-path checkpoints/prior__clevr__smollm2-135m__1
+    python benchmarks/speed/prior_speed.py --llm smollm2-135m --batch 2048
+    python benchmarks/speed/prior_speed.py --prior-path checkpoints/prior__clevr__smollm2-135m__1
 
 A batch of CLEVR-Robot states whose instructions are drawn from `--distinct-texts` goals (a
 rollout batch revisits the same instructions many times). Without a checkpoint the prior is built
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import tyro
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from envs.clevr_robot import NUM_ACTIONS, OBS_DIM, CLEVRRobotEnv  # noqa: E402
 from benchmarks.common import cpu_name, write_json  # noqa: E402
 from lago_prior import LatentActionPrior  # noqa: E402

@@ -1,6 +1,6 @@
 """A transformers wheel with only the model families that the GPU check loads, small enough to carry.
 
-    python benchmarks/slim_wheel.py wheels/transformers-5.24.0-py3-none-any.whl
+    python benchmarks/gpu/slim_wheel.py wheels/transformers-5.24.0-py3-none-any.whl
 
 A GPU machine that can install nothing may have another transformers than the one pinned here
 (whose API the scripts use); the full wheel (14 MB, 560 model families) does not fit beside the
@@ -38,5 +38,5 @@ def main(wheel: Path) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or not Path(sys.argv[1]).is_file():
-        raise SystemExit("usage: python benchmarks/slim_wheel.py TRANSFORMERS_WHEEL (an existing file)")
+        raise SystemExit("usage: python benchmarks/gpu/slim_wheel.py TRANSFORMERS_WHEEL (an existing file)")
     main(Path(sys.argv[1]))

@@ -1,7 +1,7 @@
 """Environment speed: steps per second of CLEVR-Robot (1 env, a vector of 8) and a Meta-World task.
 
-    python benchmarks/env_speed.py                       # pinned to one core, 5 s per measurement
-    python benchmarks/env_speed.py --json results/env_speed.json
+    python benchmarks/speed/env_speed.py                       # pinned to one core, 5 s per measurement
+    python benchmarks/speed/env_speed.py --json results/env_speed.json
 
 Random actions, auto-reset on episode end, the environments as the training scripts make them
 (``gym.make`` with its wrappers). One CLEVR-Robot step is one whole push (40 physics substeps).
@@ -19,7 +19,7 @@ from typing import Callable, Optional
 import gymnasium as gym
 import tyro
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from benchmarks.common import cpu_name, write_json  # noqa: E402
 from envs.clevr_robot import ENV_ID, expert_action  # noqa: E402
 from envs.metaworld_tasks import make_metaworld_env  # noqa: E402
