@@ -3,7 +3,7 @@
 #   make test         install the test dependencies, then run the test suite
 PYTHON ?= python3
 
-.PHONY: install install-dev install-llm-large quickstart walkthrough ship-priors gpu-wheels gpu-check test env-results prior-results finetune-speed-results stage2-results clevr-tuning clevr-results metaworld-tuning metaworld-results report llm-study-clevr llm-study-metaworld llm-study llm-study-1.5b qwen-lr-sweep controls-clevr controls-metaworld clevr-paper
+.PHONY: install install-dev install-llm-large quickstart walkthrough ship-priors gpu-wheels gpu-check test env-results prior-results finetune-speed-results stage2-results clevr-tuning clevr-results metaworld-tuning metaworld-results report llm-study-clevr llm-study-metaworld llm-study llm-study-1.5b qwen-lr-sweep controls-clevr controls-metaworld clevr-paper docs
 
 # a prior that a target needed on the way is kept, never deleted as an intermediate file
 .SECONDARY:
@@ -35,7 +35,13 @@ walkthrough: install
 test: install-dev
 	$(PYTHON) -m pytest
 
-# the environment facts in the README (results/env/*.json, then the README table)
+# the docs site (mkdocs.yml, docs/) in site/, every link and figure checked; needs only mkdocs of requirements-dev.txt
+docs:
+	$(PYTHON) -m pip install $$(grep '^mkdocs' requirements-dev.txt)
+	NO_MKDOCS_2_WARNING=1 $(PYTHON) -m mkdocs build --strict --site-dir site
+	@echo "the docs site is in site/: open site/index.html"
+
+# the environment facts of docs/environments.md (results/env/*.json, then its table)
 env-results: install
 	$(PYTHON) collect_demos.py --env clevr --episodes 200 --noise 0 --out results/env/clevr_expert
 	$(PYTHON) collect_demos.py --env clevr --episodes 500 --noise 1 --out results/env/clevr_random
@@ -43,7 +49,7 @@ env-results: install
 	$(PYTHON) benchmarks/speed/env_speed.py --json results/env/env_speed.json
 	$(PYTHON) benchmarks/readme_tables.py --update-readme
 
-# the stage-1 facts in the README (results/prior/*.json, about 30 minutes on 2 cores)
+# the stage-1 facts of docs/stage1.md (results/prior/*.json, about 30 minutes on 2 cores)
 prior-results: install
 	mkdir -p results/prior
 	$(PYTHON) collect_demos.py --env clevr
@@ -127,7 +133,7 @@ stage2-results: install $(K1_PRIOR)/config.json
 # results/<env>/summaries/; two runs side by side on 2 cores). The guidance setting is chosen on tuning seeds that
 # are never reported (benchmarks/tune_guidance.py: coefficient 0.1, 0.3, 1 x linear decay / constant, LaGO and PPO;
 # CLEVR-Robot, and three Meta-World tasks), by mean success on the training goals; then PPO, LaGO at that setting
-# and the prior alone run on fresh seeds. Measured CPU time per part: README, "Results".
+# and the prior alone run on fresh seeds. Measured CPU time per part: docs/results.md, "Budgets".
 CLEVR_SEEDS = 1,2,3,4,5
 CLEVR_PRIOR = checkpoints/prior__clevr__smollm2-135m__1/config.json
 METAWORLD_PRIOR = checkpoints/prior__metaworld__smollm2-135m__1/config.json
@@ -150,7 +156,7 @@ metaworld-results: metaworld-tuning
 	$(GRID) --env metaworld --tasks mt10 --methods lago-smollm2-135m --seeds 1,2,3 --guidance-from results/metaworld-tuning/chosen.json
 	$(MAKE) report-metaworld
 
-# Every comparison table, plot and README number from the committed results/<env>[-tuning]/summaries/ (plus any
+# Every comparison table, plot and number of the README and docs/ from the committed results/<env>[-tuning]/summaries/ (plus any
 # finished runs under runs/, copied there first): needs no run folder, no checkpoint, no GPU; about 5 minutes on 2 cores
 report-%:
 	$(TUNE) --env $* --report-only
@@ -175,7 +181,7 @@ llm-study-metaworld: metaworld-results llm-alone-metaworld
 llm-study: llm-study-clevr llm-study-metaworld report
 # Qwen2.5-Coder 1.5B alone, where the other LLMs' results are committed (a fresh checkout): its two priors, its LaGO
 # runs and the prior alone on both benchmarks, then the report. Needs native bf16 (AVX512-BF16 or AMX) or a GPU: about
-# 5 hours on 2 cores with native bf16, out of reach on an AVX2-only CPU (README, "Does the LLM matter?"); resumable
+# 5 hours on 2 cores with native bf16, out of reach on an AVX2-only CPU (docs/llm.md); resumable
 QWEN_1_5B = qwen2.5-coder-1.5b
 llm-study-1.5b: install-llm-large checkpoints/prior__clevr__$(QWEN_1_5B)__1/config.json checkpoints/prior__metaworld__$(QWEN_1_5B)__1/config.json
 	$(LLM_GRID_CLEVR) --methods lago-$(QWEN_1_5B)

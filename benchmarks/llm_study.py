@@ -16,7 +16,7 @@ The report writes, in results/llm/:
 - points.csv: success of every (benchmark, goal split, LLM, weights, prior alone with instruction set / LaGO)
   with its 95% CI (prior alone: bootstrap over episodes, on Meta-World also over tasks, paired between priors;
   LaGO: over seeds, stratified by task);
-- answers.csv: the README's questions as differences with 95% bootstrap CIs;
+- answers.csv: the questions of docs/llm.md as differences with 95% bootstrap CIs;
 - llm_size.png: success against the LLM's parameters (log scale), one panel per benchmark and goal split.
 """
 
@@ -215,7 +215,7 @@ def write_report(args: Args, results: Path) -> None:
 
 
 def answer_rows(env: str, split: str, samples: dict) -> list[dict]:
-    """a - b for the pairs that answer the README's questions, where both were measured."""
+    """a - b for the pairs that answer the questions of docs/llm.md, where both were measured."""
     rows = []
 
     def add(question: str, a: tuple[str, str], b: tuple[str, str], what: str, comparison: str):

@@ -2,7 +2,7 @@
 
     python benchmarks/quickstart.py             # make quickstart; 2 min 27 s on 2 cores
 
-door-open-v3 is a task where guidance decides the outcome at this budget (README, "Results"): in the
+door-open-v3 is a task where guidance decides the outcome at this budget (docs/stage2-metaworld.md): in the
 Meta-World grid PPO fails it on all three seeds and LaGO solves it on all three. Both runs use the
 grid's budget and LaGO its chosen guidance setting, one thread each, and print their progress
 (steps, SPS, evaluation success) as they go; then the two results side by side.

@@ -1,4 +1,4 @@
-"""The README's tables, rendered from the committed results files.
+"""The tables of the README and the docs pages, rendered from the committed results files.
 
     make env-results                                     # environment facts -> results/env/ (2 minutes)
     make prior-results                                   # stage-1 facts -> results/prior/ (about an hour)
@@ -6,10 +6,12 @@
     make clevr-results                                   # the CLEVR-Robot comparison -> results/clevr/
     make metaworld-results                               # the Meta-World comparison -> results/metaworld/
     make report                                          # results/{clevr,metaworld}/ from their committed summaries
-    python benchmarks/readme_tables.py --update-readme   # rewrites every table in README.md
+    python benchmarks/readme_tables.py --update-readme   # rewrites every table in README.md and docs/*.md
 
-Each table sits in README.md between `<!-- NAME:start -->` and `<!-- NAME:end -->`;
-tests/test_readme.py checks that each matches what this script renders from the committed files.
+Each table sits between `<!-- NAME:start -->` and `<!-- NAME:end -->` in every file that shows it (README.md and
+docs/*.md; results-table is in both); tests/test_readme.py checks that each copy matches what this script renders
+from the committed files. A table's relative links (the line links of lago-diff-table) are written relative to the
+file that holds it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import tyro
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 
 
 @dataclass
@@ -31,7 +34,9 @@ class Args:
     results: Path = RESULTS
     """the results folder (env/ and prior/ inside)"""
     update_readme: bool = False
-    """rewrite the tables in README.md instead of printing them"""
+    """rewrite the tables in README.md and docs/*.md instead of printing them (the same as --update-docs)"""
+    update_docs: bool = False
+    """the same as --update-readme"""
 
 
 def article(word: str) -> str:
@@ -406,23 +411,80 @@ TABLES = {"env-table": env_table, "prior-table": prior_table, "stage2-speed-tabl
           "llm-table": llm_table, "lago-diff-table": lago_diff_table}
 
 
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+
+
+def block_files(root: Path = ROOT) -> list[Path]:
+    """The files that may hold tables: README.md and the docs pages."""
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
 def readme_block(name: str, readme: Path = README) -> str:
+    """The text of table `name` as it stands in `readme` (README.md or a docs page), between its markers."""
     text = readme.read_text()
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    start, end = markers(name)
     return text[text.index(start) + len(start) : text.index(end)].strip()
+
+
+def relocate(table: str, holder: Path, root: Path = ROOT) -> str:
+    """`table` with its relative links, written relative to the repository root, made relative to the folder of
+    `holder`, the file that shows it (`lago_clevr_discrete.py#L1-L2` becomes `../lago_clevr_discrete.py#L1-L2` in
+    docs/)."""
+    import posixpath
+    import re
+
+    folder = holder.parent.relative_to(root).as_posix()
+    if folder == ".":
+        return table
+
+    def moved(match: re.Match) -> str:
+        target, anchor = match.group(1).partition("#")[::2]
+        if not target or "://" in target:
+            return match.group(0)
+        return f"]({posixpath.relpath(target, folder)}{'#' * bool(anchor)}{anchor})"
+
+    return re.sub(r"\]\(([^)\s]+)\)", moved, table)
+
+
+def update_files(tables: dict[str, str], files: list[Path], root: Path = ROOT) -> list[Path]:
+    """Rewrites every copy of every table in `files`; returns the files whose text changed (a second call changes
+    none). A table whose markers no file holds, or a start marker without its end, is one sentence."""
+    texts = {path: path.read_text() for path in files}
+    for name in tables:
+        start, end = markers(name)
+        if not any(start in text for text in texts.values()):
+            raise SystemExit(f"readme_tables.py: error: no file holds the markers of table {name} "
+                             f"(`{start}` ... `{end}`); expected them in README.md or a page of docs/")
+    for path, text in texts.items():
+        for name, table in tables.items():
+            start, end = markers(name)
+            pieces, rest = [], text
+            while start in rest:
+                head, rest = rest.split(start, 1)
+                if end not in rest:
+                    raise SystemExit(f"readme_tables.py: error: {path.relative_to(root)} has `{start}` without "
+                                     f"`{end}` after it")
+                pieces.append(head + start + "\n" + relocate(table, path, root) + "\n")
+                rest = rest[rest.index(end):]
+            text = "".join(pieces) + rest
+        texts[path] = text
+    changed = [path for path, text in texts.items() if text != path.read_text()]
+    for path in changed:
+        path.write_text(texts[path])
+    return changed
 
 
 def main(args: Args) -> None:
     tables = {name: render(args.results) for name, render in TABLES.items()}
-    if not args.update_readme:
+    if not (args.update_readme or args.update_docs):
         print("\n\n".join(tables.values()))
         return
-    text = README.read_text()
-    for name, table in tables.items():
-        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-        text = text[: text.index(start) + len(start)] + "\n" + table + "\n" + text[text.index(end) :]
-    README.write_text(text)
-    print(f"updated {', '.join(tables)} in {README}")
+    changed = update_files(tables, block_files())
+    if changed:
+        print(f"rewrote the tables in {', '.join(path.relative_to(ROOT).as_posix() for path in changed)}")
+    else:
+        print("every table in README.md and docs/*.md is up to date")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ class FrozenPrior:
                  max_batch: int | None = None, states_per_row: int | None = None):
         """`max_batch`: states per LLM forward; `states_per_row` > 1: up to that many states of one instruction may
         share an LLM row (`_row_width` picks how many, `_shared_row_hidden`). By default 16,384 and 64 on a GPU, where
-        they are fastest (README, "What guidance costs"); 512 and 1 on a CPU, where sharing rows gains nothing and the
+        they are fastest (docs/cost.md); 512 and 1 on a CPU, where sharing rows gains nothing and the
         committed results were made."""
         self.model, self.config, self.device = model, config, device
         gpu = device.type == "cuda"
