@@ -49,15 +49,10 @@ env-results: install
 	$(PYTHON) benchmarks/speed/env_speed.py --json results/env/env_speed.json
 	$(PYTHON) benchmarks/readme_tables.py --update-readme
 
-# the stage-1 facts of docs/stage1.md (results/prior/*.json, about 30 minutes on 2 cores)
+# the prior speed of docs/stage1.md (results/prior/*.json); its fine-tuning facts come from the shipped priors' provenance
+# (priors/*/config.json, make ship-priors) and the prior alone from the comparison grids (make clevr-results, metaworld-results)
 prior-results: install
 	mkdir -p results/prior
-	$(PYTHON) collect_demos.py --env clevr
-	$(PYTHON) finetune_prior.py --demos demos/clevr.npz --llm smollm2-135m
-	$(PYTHON) evaluate_prior.py --prior-path checkpoints/prior__clevr__smollm2-135m__1 --json results/prior/clevr_smollm2-135m.json
-	$(PYTHON) collect_demos.py --env metaworld
-	$(PYTHON) finetune_prior.py --demos demos/metaworld.npz --llm smollm2-135m
-	$(PYTHON) evaluate_prior.py --prior-path checkpoints/prior__metaworld__smollm2-135m__1 --episodes 10 --json results/prior/metaworld_smollm2-135m.json
 	$(PYTHON) benchmarks/speed/prior_speed.py --llm smollm2-135m --batch 2048 --json results/prior/prior_speed_smollm2-135m.json
 	$(PYTHON) benchmarks/readme_tables.py --update-readme
 

@@ -112,29 +112,35 @@ def env_table(results: Path = RESULTS) -> str:
 
 
 def prior_table(results: Path = RESULTS) -> str:
+    """The shipped priors' fine-tuning facts (priors/*/config.json) and the prior alone as the comparison grid
+    evaluated it, on the RL runs' evaluation episodes (results/<env>/summaries/prior-alone-smollm2-135m): the one
+    evaluation of each prior that every page quotes."""
     folder = results / "prior"
-    clevr = _load(folder / "clevr_smollm2-135m.json", "prior-results")
-    metaworld = _load(folder / "metaworld_smollm2-135m.json", "prior-results")
+    c, m = (_load(results.parent / "priors" / f"{env}__smollm2-135m" / "config.json", "ship-priors")
+            for env in ("clevr", "metaworld"))
+    clevr = _load(results / "clevr" / "summaries" / "prior-alone-smollm2-135m" / "seed1.json", "clevr-results")
+    metaworld = {path.parent.name: _load(path, "metaworld-results") for path in
+                 sorted((results / "metaworld" / "summaries" / "prior-alone-smollm2-135m").glob("*/seed1.json"))}
     speeds = [json.loads(path.read_text()) for path in sorted(folder.rglob("prior_speed_*.json"))]
     if not speeds:
         raise SystemExit(f"readme_tables.py: error: no {folder}/prior_speed_*.json; run `make prior-results` first")
-    c, m = clevr["prior"], metaworld["prior"]
-    tasks = list(dict.fromkeys(name.split("/")[1] for name in metaworld["results"]))  # metaworld/<task>/<split>
+    tasks = [task for task in m["tasks"] if task in metaworld]  # MT10 order
 
     def mean_over_tasks(split: str) -> float:
-        return sum(metaworld["results"][f"metaworld/{task}/{split}"]["success_rate"] for task in tasks) / len(tasks)
+        return sum(metaworld[task]["final_eval"][split]["success_rate"] for task in tasks) / len(tasks)
 
     def fine_tuning(prior: dict) -> str:
         return f"{prior['train_seconds'] / 60:.1f} min ({counted(prior['machine']['threads'], 'thread')})"
 
+    episodes = {split: clevr["prior_report"]["results"][f"clevr/{split}"]["episodes"] for split in ("train", "test")}
     lines = [
         "| benchmark (LLM) | demonstrations (train / val transitions) | validation | fine-tuning on a CPU | prior alone, greedy |",
         "| --- | --- | --- | --- | --- |",
         f"| CLEVR-Robot (`{c['llm']}`) | {c['train_transitions']} / {c['val_transitions']} "
         f"| accuracy {c['val_metrics']['accuracy']:.3f} (majority class {c['val_majority_accuracy']:.3f}), NLL {c['val_metrics']['nll']:.3f} "
-        f"| {fine_tuning(c)} | train goals {clevr['results']['clevr/train']['success_rate']:.2f}, "
-        f"held-out test goals {clevr['results']['clevr/test']['success_rate']:.2f} "
-        f"({clevr['results']['clevr/train']['episodes']} episodes each) |",
+        f"| {fine_tuning(c)} | train goals {clevr['final_eval']['train']['success_rate']:.2f}, "
+        f"held-out test goals {clevr['final_eval']['test']['success_rate']:.2f} "
+        f"({episodes['train']} episodes each) |",
         f"| Meta-World MT10 (`{m['llm']}`) | {m['train_transitions']} / {m['val_transitions']} "
         f"| MSE {m['val_metrics']['mse']:.4f}, NLL {m['val_metrics']['nll']:.3f} | {fine_tuning(m)} "
         f"| mean over tasks: demonstrated goal positions {mean_over_tasks('train'):.2f}, held-out {mean_over_tasks('test'):.2f} (below) |",
@@ -143,7 +149,8 @@ def prior_table(results: Path = RESULTS) -> str:
         "| --- | --- | --- | --- |",
     ]
     for task in tasks:
-        train, test = (metaworld["results"][f"metaworld/{task}/{split}"] for split in ("train", "test"))
+        report = metaworld[task]["prior_report"]["results"]
+        train, test = (report[f"metaworld/{task}/{split}"] for split in ("train", "test"))
         lines.append(f"| {task} | {train['success_rate']:.2f} | {test['success_rate']:.2f} | {train['episodes']} |")
     sentences = [
         (
