@@ -168,7 +168,8 @@ def main(args: Args) -> dict[str, dict[str, float]]:
         goals = GOALS[config["env"]]
         if config["env"] == "metaworld":
             goals = {"train": goals["train"].format(seed=config.get("demo_seed")), "test": goals["test"].format(seed=args.seed)}
-        record = {"prior": config, "llm_parameters": sum(p.numel() for p in prior.model.llm.parameters()),
+        llm = prior.model.llm  # None: a control prior with no language model
+        record = {"prior": config, "llm_parameters": sum(p.numel() for p in llm.parameters()) if llm is not None else 0,
                   "args": asdict(args), "goals": {split: goals[split] for split in splits}, "results": results}
         path.write_text(json.dumps(record, indent=2) + "\n")
         print(f"wrote {path}")

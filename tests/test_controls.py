@@ -141,3 +141,19 @@ def test_the_grid_plans_control_runs_in_fp32_and_bc_alone(tmp_path):
     assert runs["lago-smollm2-135m-nogoal"].prior_dtype == here  # the LLM prior's precision on this machine
     command = runs["prior-alone-none"].command  # behaviour cloning alone: the no-LLM prior, greedy
     assert command[:2] == ["evaluate_prior.py", "--prior-path"] and command[2].endswith("prior__clevr__none__1")
+
+
+@pytest.mark.parametrize("control", ["uniform", "none"])
+def test_each_control_plays_alone_and_writes_its_record(tmp_path, clevr_controls, control):
+    """The prior alone of a control (behaviour cloning alone, for the no-LLM prior): greedy episodes and the JSON
+    record the grid archives, with no language model to count."""
+    import json
+
+    import evaluate_prior
+
+    path = tmp_path / "alone.json"
+    results = evaluate_prior.main(evaluate_prior.Args(prior_path=str(clevr_controls[control]), episodes=4,
+                                                      max_episode_steps=5, json=str(path)))
+    record = json.loads(path.read_text())
+    assert record["llm_parameters"] == 0 and record["prior"]["llm"] == control
+    assert set(results) == {"clevr/train", "clevr/test"} and record["results"]["clevr/train"]["episodes"] == 4
