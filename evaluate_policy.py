@@ -5,8 +5,8 @@
 
 The model file holds the script that trained it, that script's arguments, and the agent's weights
 with its observation-normalisation statistics. The agent is rebuilt from the script's own class and
-evaluated with the script's own `evaluate` on both goal splits, so the same episodes give the
-run's final evaluation again.
+evaluated as the run evaluated it (lago_utils/run.py `evaluate`: the agent's greedy action on the
+script's `make_env` of each goal split), so the same episodes give the run's final evaluation again.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from typing import Optional
 
 import torch
 import tyro
+
+from lago_utils.run import evaluate
 
 SCRIPTS = ("ppo_clevr_discrete.py", "ppo_metaworld_continuous.py", "lago_clevr_discrete.py", "lago_metaworld_continuous.py",
            "bcppo_clevr_discrete.py", "bcppo_metaworld_continuous.py")
@@ -79,7 +81,7 @@ def main(args: Args) -> dict[str, dict[str, float]]:
         if args.eval_episodes <= 0:
             sys.exit(f"evaluate_policy.py: error: --eval-episodes must be a positive integer, got {args.eval_episodes}")
         run_args.eval_episodes = args.eval_episodes
-    results = {split: module.evaluate(agent, run_args, split, torch.device("cpu")) for split in ("train", "test")}
+    results = {split: evaluate(agent, module.make_env, run_args, split) for split in ("train", "test")}
     env = getattr(run_args, "task", None) or run_args.env_id
     for split, metrics in results.items():
         print(f"{env} {split:<5} success {metrics['success_rate']:.3f}  return {metrics['return']:.2f}  "

@@ -6,10 +6,11 @@ however it ends, so a lock left behind by a killed process is free at once: ther
 lock to detect and no takeover to race. (flock is advisory and local: it does not guard a run
 directory on a network file system shared by several machines.)
 
-`open_run_dir` is what a training script calls before it writes anything: it takes the lock,
-and refuses a directory that already holds a run (a summary or TensorBoard event files) unless
-`overwrite` asks to clear it, so that two runs never mix their curves or their summaries.
-`write_summary` is what it calls last: summary.json, stamped with the scripts' REVISION.
+`open_run_dir` is what a training script calls (through lago_utils/run.py's Run) before it
+writes anything: it takes the lock, and refuses a directory that already holds a run (a summary
+or TensorBoard event files) unless `overwrite` asks to clear it, so that two runs never mix their
+curves or their summaries. `write_summary` is what it calls last: summary.json, stamped with the
+scripts' REVISION.
 """
 
 from __future__ import annotations

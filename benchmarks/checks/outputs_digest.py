@@ -6,9 +6,10 @@
 It fine-tunes the tiny random LLM for a few steps on small demonstration files of both benchmarks, in fp32 and under
 bf16 autocast, and hashes each checkpoint's files (the adapter, the heads, the random base weights) and its
 validation metrics; then the frozen prior's cached, uncached and shared-row forwards and greedy actions with the LLM
-in fp32 and in bf16; the shipped SmolLM2 priors' outputs on real states of both benchmarks; and the summaries (every
-evaluation) of short PPO and LaGO runs of all four stage-2 scripts. Timings, paths and the order of peft's target
-modules (a set) are left out. One thread, about a minute; equal digests mean the same numbers on this CPU.
+in fp32 and in bf16; the shipped SmolLM2 priors' outputs on real states of both benchmarks; the summaries (every
+evaluation) of short runs of all six stage-2 scripts (PPO, LaGO, PPO after behaviour cloning); and the policy file
+that a LaGO run saves with --save-model. Timings, paths and the order of peft's target modules (a set) are left out.
+One thread, a minute or two; equal digests mean the same numbers on this CPU.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from envs.clevr_robot import CLEVRRobotEnv  # noqa: E402
 from envs.metaworld_tasks import make_metaworld_env, task_prompt  # noqa: E402
 from lago_utils.prior_io import load_prior  # noqa: E402
 
-RUNS = {  # script -> its flags besides --seed and --run-dir ({clevr} and {metaworld}: the bf16 and fp32 priors below)
+RUNS = {  # script -> its flags besides --seed and --run-dir ({clevr} and {metaworld}: the fp32 and bf16 priors below;
+    #           {clevr_demos} and {metaworld_demos}: their demonstration files)
     "ppo_clevr_discrete.py": "--total-timesteps 1024 --num-envs 4 --num-steps 64 --eval-interval 512 --eval-episodes 5",
     "lago_clevr_discrete.py": "--prior-path {clevr} --total-timesteps 1024 --num-envs 4 --num-steps 64 --eval-interval 512 "
                               "--eval-episodes 5",
@@ -44,7 +46,16 @@ RUNS = {  # script -> its flags besides --seed and --run-dir ({clevr} and {metaw
     "lago_metaworld_continuous.py": "--prior-path {metaworld} --task reach-v3 --total-timesteps 256 --num-envs 2 "
                                     "--num-steps 64 --num-minibatches 4 --update-epochs 2 --max-episode-steps 32 "
                                     "--eval-interval 128 --eval-episodes 2",
+    "bcppo_clevr_discrete.py": "--demos {clevr_demos} --bc-steps 20 --bc-batch-size 8 --total-timesteps 1024 --num-envs 4 "
+                               "--num-steps 64 --eval-interval 512 --eval-episodes 5",
+    "bcppo_metaworld_continuous.py": "--demos {metaworld_demos} --bc-steps 20 --bc-batch-size 8 --task reach-v3 "
+                                     "--total-timesteps 256 --num-envs 2 --num-steps 64 --num-minibatches 4 "
+                                     "--update-epochs 2 --max-episode-steps 32 --eval-interval 128 --eval-episodes 2",
 }
+# a LaGO run that saves its policy: run in the work folder with paths relative to it, so that the model file (whose
+# args hold the paths) has the same bytes from one digest to the next (torch.save writes the same bytes for the same
+# objects)
+SAVED_MODEL_RUN = ("lago_metaworld_continuous.py", RUNS["lago_metaworld_continuous.py"] + " --save-model")
 
 
 @dataclass
@@ -111,16 +122,25 @@ def main(args: Args) -> dict[str, Any]:
     shipped, env = load_prior(ROOT / "priors" / "metaworld__smollm2-135m"), make_metaworld_env("window-open-v3", seed=0)
     states = np.stack([env.reset(seed=seed)[0] for seed in range(4)])
     out["shipped/metaworld"] = digest(shipped(states, [task_prompt("window-open-v3")] * 4))
-    for script, flags in RUNS.items():
-        run_dir = work / script.removesuffix(".py")
-        argv = flags.format(clevr=priors["clevr", "fp32"], metaworld=priors["metaworld", "bf16"]).split()
-        subprocess.run([sys.executable, str(ROOT / script), *argv, "--seed", "3", "--run-dir", str(run_dir)], check=True,
-                       cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}, capture_output=True)
-        summary = json.loads((run_dir / "summary.json").read_text())
+    paths = {"clevr": priors["clevr", "fp32"], "metaworld": priors["metaworld", "bf16"],
+             "clevr_demos": demos["clevr"].out, "metaworld_demos": demos["metaworld"].out}
+    runs = [(f"run/{script}", script, flags.format(**paths), ROOT, work / script.removesuffix(".py"))
+            for script, flags in RUNS.items()]
+    script, flags = SAVED_MODEL_RUN
+    runs.append((f"run/{script} --save-model", script,
+                 flags.format(**{name: os.path.relpath(path, work) for name, path in paths.items()}), work, Path("saved")))
+    for entry, script, flags, cwd, run_dir in runs:
+        subprocess.run([sys.executable, str(ROOT / script), *flags.split(), "--seed", "3", "--run-dir", str(run_dir)],
+                       check=True, cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"},
+                       capture_output=True)
+        summary = json.loads((cwd / run_dir / "summary.json").read_text())
         summary["args"].pop("prior_path", None)
         summary["args"].pop("run_dir", None)
-        out[f"run/{script}"] = {key: value for key, value in summary.items()
-                                if key != "sps" and "second" not in key and "time" not in key}
+        summary["args"].pop("demos", None)
+        out[entry] = {key: value for key, value in summary.items()
+                      if key != "sps" and "second" not in key and "time" not in key}
+        for model in sorted((cwd / run_dir).glob("*.cleanrl_model")):
+            out[f"model/{script}"] = hashlib.sha256(model.read_bytes()).hexdigest()[:16]
     Path(args.out).write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
     print(f"wrote {args.out}: {len(out)} entries")
     if args.compare:
