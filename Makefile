@@ -3,7 +3,7 @@
 #   make test         install the test dependencies, then run the test suite
 PYTHON ?= python3
 
-.PHONY: install install-dev install-llm-large quickstart walkthrough ship-priors gpu-wheels gpu-check test env-results prior-results finetune-speed-results stage2-results clevr-tuning clevr-results metaworld-tuning metaworld-results report llm-study-clevr llm-study-metaworld llm-study llm-study-1.5b qwen-lr-sweep controls-clevr controls-metaworld clevr-paper docs
+.PHONY: install install-dev install-llm-large quickstart walkthrough ship-priors gpu-wheels gpu-check test env-results prior-results finetune-speed-results stage2-results clevr-tuning clevr-results metaworld-tuning metaworld-results report llm-study-clevr llm-study-metaworld llm-study llm-study-1.5b qwen-lr-sweep controls-clevr controls-metaworld report-clevr-controls clevr-paper docs
 
 # a prior that a target needed on the way is kept, never deleted as an intermediate file
 .SECONDARY:
@@ -126,16 +126,22 @@ stage2-results: install $(K1_PRIOR)/config.json
 
 # The comparison grids (benchmarks/grid.py: resumable, a finished run is skipped, also one archived in
 # results/<env>/summaries/; two runs side by side on 2 cores). The guidance setting is chosen on tuning seeds that
-# are never reported (benchmarks/tune_guidance.py: coefficient 0.1, 0.3, 1 x linear decay / constant, LaGO and PPO;
-# CLEVR-Robot, and three Meta-World tasks), by mean success on the training goals; then PPO, LaGO at that setting
-# and the prior alone run on fresh seeds. Measured CPU time per part: docs/results.md, "Budgets".
+# are never reported (benchmarks/tune_guidance.py: coefficient 0.1, 0.3, 1 x linear decay / constant, on
+# CLEVR-Robot also 3 and 10 constant; LaGO and PPO; CLEVR-Robot, and three Meta-World tasks), by mean success on the
+# training goals; then PPO, LaGO at that setting and the prior alone run on fresh seeds. Measured CPU time per part: docs/results.md, "Budgets".
 CLEVR_SEEDS = 1,2,3,4,5
 CLEVR_PRIOR = checkpoints/prior__clevr__smollm2-135m__1/config.json
 METAWORLD_PRIOR = checkpoints/prior__metaworld__smollm2-135m__1/config.json
 GRID = $(PYTHON) benchmarks/grid.py --jobs 2
 TUNE = $(PYTHON) benchmarks/tune_guidance.py --jobs 2
-# the LaGO method of the setting chosen for benchmark $(1), e.g. lago-smollm2-135m+f0.25-coef1-constant
-chosen = lago-smollm2-135m+$(shell $(PYTHON) -c "import json; print(json.load(open('results/$(1)-tuning/chosen.json'))['label'])")
+# the label of the guidance setting chosen for benchmark $(1), and its LaGO method, e.g. lago-smollm2-135m+f0.25-coef1-constant
+label = $(shell $(PYTHON) -c "import json; print(json.load(open('results/$(1)-tuning/chosen.json'))['label'])")
+chosen = lago-smollm2-135m+$(call label,$(1))
+comma := ,
+# the comparisons of the controls (where they ran): LaGO against each, and each against PPO
+CONTROL_LAGO = lago-uniform lago-marginal lago-smollm2-135m-nogoal lago-none
+control_pairs = $(subst $() ,$(comma),$(strip $(foreach c,$(CONTROL_LAGO),$(call chosen,$(1)):$(c)+$(call label,$(1)) \
+	$(c)+$(call label,$(1)):ppo) $(foreach c,prior-alone-none bcppo,$(call chosen,$(1)):$(c) $(c):ppo)))
 
 clevr-tuning: install $(CLEVR_PRIOR)
 	$(TUNE) --env clevr
@@ -155,7 +161,12 @@ metaworld-results: metaworld-tuning
 # finished runs under runs/, copied there first): needs no run folder, no checkpoint, no GPU; about 5 minutes on 2 cores
 report-%:
 	$(TUNE) --env $* --report-only
-	$(PYTHON) benchmarks/report.py --env $* --compare $(call chosen,$*):ppo,$(call chosen,$*):prior-alone-smollm2-135m
+	$(PYTHON) benchmarks/report.py --env $* --compare $(call chosen,$*):ppo,$(call chosen,$*):prior-alone-smollm2-135m \
+		--compare-if-run $(call control_pairs,$*)
+# CLEVR-Robot's controls, with their own LaGO and PPO runs (make controls-clevr)
+report-clevr-controls:
+	$(PYTHON) benchmarks/report.py --env clevr --runs $(CONTROLS_CLEVR_RUNS) --results results/clevr-controls \
+		--compare $(call chosen,clevr):ppo --compare-if-run $(call control_pairs,clevr)
 # Does the LLM matter? Every LLM and weight init: the prior alone with each instruction set (benchmarks/llm_study.py,
 # results/llm/<env>/; on Meta-World every MT10 task, 10 episodes per task and goal split), and LaGO at the chosen
 # guidance setting on the reported seeds (on Meta-World the three tasks where guidance mattered most in the Meta-World
@@ -188,17 +199,24 @@ llm-study-1.5b: install-llm-large checkpoints/prior__clevr__$(QWEN_1_5B)__1/conf
 # What is LaGO's gain made of? LaGO guided by each control prior at the chosen setting, PPO initialised by behaviour
 # cloning (bcppo) and behaviour cloning alone (the no-LLM prior, greedy): CLEVR-Robot on the reported seeds;
 # Meta-World over MT10 x 3 seeds (no goal words on the three tasks where guidance mattered most). Resumable
-CONTROLS_CLEVR = lago-uniform,lago-marginal,lago-smollm2-135m-nogoal,lago-none
-controls-clevr: clevr-results $(foreach prior,none uniform marginal smollm2-135m-nogoal,checkpoints/prior__clevr__$(prior)__1/config.json)
-	$(LLM_GRID_CLEVR) --methods $(CONTROLS_CLEVR)
-	$(GRID) --methods bcppo --seeds $(CLEVR_SEEDS)
-	$(GRID) --methods prior-alone-none --seeds 1
+# On CLEVR-Robot every prior of this comparison, the SmolLM2 one included, is fine-tuned from the demonstrations of
+# one machine (MuJoCo's arithmetic differs between CPUs, and so do the demonstrations), and its runs, PPO's too, go
+# to their own folders (runs/controls/clevr, results/clevr-controls)
+CONTROLS_CLEVR_RUNS = runs/controls/clevr
+CONTROLS_GRID_CLEVR = $(GRID) --out $(CONTROLS_CLEVR_RUNS) --results results/clevr-controls
+controls-clevr: clevr-tuning $(foreach prior,smollm2-135m none uniform marginal smollm2-135m-nogoal,checkpoints/prior__clevr__$(prior)__1/config.json)
+	$(CONTROLS_GRID_CLEVR) --seeds 1 --methods $(subst $() ,$(comma),$(foreach p,smollm2-135m none smollm2-135m-nogoal marginal uniform,prior-alone-$(p)))
+	$(CONTROLS_GRID_CLEVR) --seeds $(CLEVR_SEEDS) --methods ppo,bcppo
+	$(CONTROLS_GRID_CLEVR) --seeds $(CLEVR_SEEDS) --guidance-from results/clevr-tuning/chosen.json \
+		--methods lago-smollm2-135m,$(subst $() ,$(comma),$(CONTROL_LAGO))
+	$(MAKE) report-clevr-controls
 controls-metaworld: metaworld-results $(foreach prior,none marginal smollm2-135m-nogoal,checkpoints/prior__metaworld__$(prior)__1/config.json)
-	$(GRID) --env metaworld --tasks mt10 --methods lago-marginal,lago-none --seeds 1,2,3 \
-		--guidance-from results/metaworld-tuning/chosen.json
-	$(LLM_GRID_METAWORLD) --methods lago-smollm2-135m-nogoal
-	$(GRID) --env metaworld --tasks mt10 --methods bcppo --seeds 1,2,3
 	$(GRID) --env metaworld --tasks mt10 --methods prior-alone-none --seeds 1
+	$(LLM_GRID_METAWORLD) --methods lago-smollm2-135m-nogoal
+	$(GRID) --env metaworld --tasks mt10 --methods lago-none,lago-marginal --seeds 1,2,3 \
+		--guidance-from results/metaworld-tuning/chosen.json
+	$(GRID) --env metaworld --tasks mt10 --methods bcppo --seeds 1,2,3
+	$(MAKE) report-metaworld
 
 # Does the gain last? CLEVR-Robot at the paper's budget, 1M steps a run (grid.py --scale paper, results/clevr-paper/):
 # PPO, LaGO at the chosen setting, and the same coefficient decaying linearly to 0 at 60% of the budget. LaGO uses the
@@ -226,6 +244,6 @@ gpu-wheels:
 gpu-check:
 	benchmarks/gpu/gpu_check.sh
 
-report: report-clevr report-metaworld
+report: report-clevr report-clevr-controls report-metaworld
 	$(PYTHON) benchmarks/llm_study.py --report-only
 	$(PYTHON) benchmarks/readme_tables.py --update-readme

@@ -20,6 +20,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import tyro
 
@@ -293,6 +294,17 @@ QUESTIONS = [  # (the question a comparison answers, how to recognise it from it
 ]
 
 
+CONTROLS = {  # the controls and baselines of "What is LaGO's gain made of?", by their method's name before any `+label`
+    "lago-uniform": "the uniform prior", "lago-marginal": "the marginal prior",
+    "lago-smollm2-135m-nogoal": "the LLM prior reading no goal words", "lago-none": "the prior with no language model",
+    "prior-alone-none": "behaviour cloning alone", "bcppo": "PPO initialised by behaviour cloning",
+}
+
+
+def control_of(method: str) -> Optional[str]:
+    return CONTROLS.get(method.split("+")[0])
+
+
 def results_table(results: Path = RESULTS) -> str:
     """The answers: every comparison of report.py --compare on both benchmarks, with its verdict."""
     lines = [
@@ -303,6 +315,8 @@ def results_table(results: Path = RESULTS) -> str:
     rows = []
     for env, title in BENCHMARKS:
         for r in _load_csv(results / env / "comparisons.csv", "report"):
+            if control_of(r["method"]) or control_of(r["baseline"]):  # controls_table's
+                continue
             question = next((q for q, match in QUESTIONS if match(r["method"], r["baseline"])), "other")
             goals = {"clevr": ("train goals", "held-out test goals"), "metaworld": ("train goal positions",
                                                                                     "held-out goal positions")}[env]
@@ -320,6 +334,38 @@ def results_table(results: Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
+def controls_table(results: Path = RESULTS) -> str:
+    """What is LaGO's gain made of? LaGO against each control and baseline, and each against PPO: CLEVR-Robot's from
+    results/clevr-controls (every prior fine-tuned on one set of demonstrations), Meta-World's from results/metaworld."""
+    lines = ["| question | benchmark, goals | method - baseline | tasks x seeds | difference in mean success [95% CI] "
+             "| P(method beats baseline) [95% CI] | answer |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for env, title in BENCHMARKS:
+        path = results / (f"{env}-controls" if env == "clevr" else env) / "comparisons.csv"
+        if not path.exists():
+            continue
+        rows = []
+        for r in _load_csv(path, "report"):
+            if control_of(r["baseline"]):
+                question = f"Does LaGO beat {control_of(r['baseline'])}?"
+            elif control_of(r["method"]) and r["baseline"] == "ppo":
+                question = f"Does {control_of(r['method'])} beat PPO?"
+            elif r["baseline"] == "ppo" and env == "clevr":
+                question = "Does LaGO beat PPO? (its prior fine-tuned beside the controls)"
+            else:
+                continue
+            rows.append((question, r))
+        for question, r in sorted(rows, key=lambda row: (not row[0].startswith("Does LaGO"), row[1]["split"] != "train")):
+            answer = {"better": "**yes**", "worse": "**no, worse**", "no clear difference": "no clear difference"}[r["verdict"]]
+            seeds = r["seeds"] if r["seeds"] == r["baseline_seeds"] else f"{r['seeds']} / {r['baseline_seeds']}"
+            lines.append(
+                f"| {question} | {title}, {SPLIT_NAMES[env][r['split']]} | `{r['method']}` - `{r['baseline']}` "
+                f"| {r['tasks']} x {seeds} "
+                f"| {float(r['difference']):+.3f} [{float(r['difference_low']):+.3f}, {float(r['difference_high']):+.3f}] "
+                f"| {float(r['p_improvement']):.2f} [{float(r['p_improvement_low']):.2f}, {float(r['p_improvement_high']):.2f}] "
+                f"| {answer} |")
+    return "\n".join(lines)
+
+
 def budget_table(results: Path = RESULTS) -> str:
     """What the grid cost: the measured wall time of every run and of fine-tuning each prior."""
     import statistics
@@ -328,7 +374,9 @@ def budget_table(results: Path = RESULTS) -> str:
              "| --- | --- | --- | --- | --- | --- |"]
     total = 0.0
     for env, title in BENCHMARKS:
-        for folder, label in ((f"{env}-tuning", f"{title}, tuning"), (env, title)):
+        folders = [(f"{env}-tuning", f"{title}, tuning"), (env, title), (f"{env}-controls", f"{title}, controls")]
+        folders = [(folder, label) for folder, label in folders if (results / folder / "runs.csv").exists() or folder == env]
+        for folder, label in folders:
             first_split = {}
             for r in _load_csv(results / folder / "runs.csv", "report"):  # one row per run (its first split)
                 first_split.setdefault((r["method"], r["task"], r["seed"]), r)
@@ -340,13 +388,18 @@ def budget_table(results: Path = RESULTS) -> str:
                 total += sum(seconds)
                 lines.append(f"| {label} | `{method}` | {len(runs)} | {int(runs[0]['global_step']):,} "
                              f"| {statistics.median(seconds) / 60:.1f} min | {sum(seconds) / 3600:.1f} h |")
-        records = {path.stem.removeprefix("prior-alone-"): path for path in (results / env).glob("prior-alone-*.json")}
+        records = {(title, path.stem.removeprefix("prior-alone-")): path for path in (results / env).glob("prior-alone-*.json")}
         for path in (results / "llm" / env).glob("*__train.json"):  # the priors of the LLM study (llm_study.py)
-            records.setdefault(path.stem.removesuffix("__train"), path)
-        for name, path in sorted(records.items()):  # stage 1: each prior's fine-tuning
+            records.setdefault((title, path.stem.removesuffix("__train")), path)
+        for folder, label in folders[2:]:  # the controls' priors, fine-tuned on one machine's demonstrations
+            records.update({(label, path.stem.removeprefix("prior-alone-")): path
+                            for path in (results / folder).glob("prior-alone-*.json")})
+        for (label, name), path in sorted(records.items()):  # stage 1: each prior's fine-tuning
             prior = json.loads(path.read_text())["prior"]
+            if not prior["train_seconds"] or "control_of" in prior:  # made without training: uniform, marginal, or
+                continue  # the no-goal control (its prior's fine-tuning is counted once, as that prior's)
             total += prior["train_seconds"]
-            lines.append(f"| {title} | fine-tuning the prior of `{name}` | 1 | "
+            lines.append(f"| {label} | fine-tuning the prior of `{name}` | 1 | "
                          f"{prior['args']['train_steps']} gradient steps | {prior['train_seconds'] / 60:.1f} min "
                          f"| {prior['train_seconds'] / 3600:.1f} h |")
     return "\n".join(lines + [f"| all | | | | | **{total / 3600:.1f} h** |"])
@@ -415,7 +468,7 @@ def lago_diff_table(results: Path = RESULTS) -> str:
 TABLES = {"env-table": env_table, "prior-table": prior_table, "stage2-speed-table": stage2_speed_table,
           "clevr-table": clevr_table, "metaworld-table": metaworld_table, "results-table": results_table,
           "tuning-table": tuning_table, "budget-table": budget_table,
-          "llm-table": llm_table, "lago-diff-table": lago_diff_table}
+          "llm-table": llm_table, "lago-diff-table": lago_diff_table, "controls-table": controls_table}
 
 
 def markers(name: str) -> tuple[str, str]:

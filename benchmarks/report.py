@@ -56,6 +56,8 @@ class Args:
     compare: str = ""
     """comma-separated `a:b` method pairs: a's mean success minus b's and the probability that a run of a beats
     one of b, with 95% stratified bootstrap CIs, on the tasks both ran (comparisons.csv)"""
+    compare_if_run: str = ""
+    """more `a:b` pairs, compared where both methods have finished runs on a common task and skipped otherwise"""
     bootstrap_reps: int = 20_000
     """bootstrap resamples of the confidence intervals"""
 
@@ -137,11 +139,17 @@ def interval_estimates(scores: dict[str, np.ndarray], reps: int) -> tuple[dict, 
         return np.array([metrics.aggregate_mean(x), metrics.aggregate_iqm(x)])
 
     # rliable draws its resamples from numpy's global generator (its random_state argument does not reach them):
-    # seed it for reproducible CIs, so that rerunning the report leaves the committed files unchanged
+    # seed it for reproducible CIs, so that rerunning the report leaves the committed files unchanged, and seed it
+    # anew for each method, so that a method's CI does not depend on which other methods the folder holds
     state = np.random.get_state()
-    np.random.seed(0)
+    points, intervals = {}, {}
     try:
-        return rly.get_interval_estimates(scores, aggregate, reps=reps)
+        for method, matrix in scores.items():
+            np.random.seed(0)
+            point, interval = rly.get_interval_estimates({method: matrix}, aggregate, reps=reps)
+            points.update(point)
+            intervals.update(interval)
+        return points, intervals
     finally:
         np.random.set_state(state)
 
@@ -332,6 +340,12 @@ def main(args: Args) -> None:
         if len(pair) != 2 or not set(pair) <= set(methods):
             raise SystemExit(f"report.py: error: --compare: {':'.join(pair)!r} is not a pair `a:b` of the methods "
                              f"({', '.join(methods)})")
+    ran = {m: {r["task"] for r in run_rows if r["method"] == m} for m in methods}
+    for pair in (tuple(p.strip().split(":")) for p in args.compare_if_run.split(",") if p.strip()):
+        if len(pair) != 2:
+            raise SystemExit(f"report.py: error: --compare-if-run: {':'.join(pair)!r} is not a pair `a:b` of methods")
+        if ran.get(pair[0], set()) & ran.get(pair[1], set()):
+            pairs.append(pair)
     comparison_rows = [row for split in splits for row in compare_rows(run_rows, pairs, split, args.bootstrap_reps)]
     if comparison_rows:
         write_csv(results / "comparisons.csv", comparison_rows)

@@ -140,6 +140,21 @@ def test_report_compares_methods_with_bootstrap_cis(small_grid, tmp_path):
         report.main(report.Args(env="clevr", runs=out, results=tmp_path, bootstrap_reps=50, compare="ppo:sac"))
     report.main(report.Args(env="clevr", runs=out, results=tmp_path, bootstrap_reps=50))  # no --compare
     assert not (tmp_path / "comparisons.csv").exists()  # no stale comparisons left behind
+    # --compare-if-run: a pair whose methods have not both run is skipped; a malformed pair is still refused
+    report.main(report.Args(env="clevr", runs=out, results=tmp_path, bootstrap_reps=50, compare="lago-tiny-random:ppo",
+                            compare_if_run="ppo:lago-tiny-random,lago-none:ppo,bcppo:ppo"))
+    pairs = [(r["method"], r["baseline"]) for r in csv.DictReader(open(tmp_path / "comparisons.csv")) if r["split"] == "train"]
+    assert pairs == [("lago-tiny-random", "ppo"), ("ppo", "lago-tiny-random")]
+    with pytest.raises(SystemExit, match="--compare-if-run: 'ppo' is not a pair"):
+        report.main(report.Args(env="clevr", runs=out, results=tmp_path, bootstrap_reps=50, compare_if_run="ppo"))
+
+
+def test_a_methods_ci_does_not_depend_on_the_other_methods():
+    rng = np.random.default_rng(3)
+    a, b = rng.random((5, 1)), rng.random((5, 1))
+    _, alone = report.interval_estimates({"a": a}, 500)
+    _, beside = report.interval_estimates({"b": b, "a": a}, 500)
+    assert np.array_equal(alone["a"], beside["a"])
 
 
 def test_a_summary_with_other_settings_is_never_taken_for_the_planned_run(small_grid, tmp_path):
@@ -374,9 +389,13 @@ def test_finetune_speed_times_each_variant_and_checkpointing_changes_no_result(t
 def test_the_guidance_setting_is_chosen_by_train_goal_success_ties_to_the_first(tmp_path):
     from benchmarks import tune_guidance
 
-    sweep = tune_guidance.settings(tune_guidance.Args(env="clevr", coefs="0.1,1", schedules="linear,constant"))
+    sweep = tune_guidance.settings(tune_guidance.Args(env="clevr", coefs="0.1,1", schedules="linear,constant",
+                                                      bracket="none"))
     assert [label for label, _ in sweep] == ["f0.25-coef0.1-linear", "f0.25-coef0.1-constant",
                                              "f0.25-coef1-linear", "f0.25-coef1-constant"]
+    bracketed = tune_guidance.settings(tune_guidance.Args(env="clevr", coefs="0.1,1", schedules="linear,constant"))
+    assert [label for label, _ in bracketed][4:] == ["f0.25-coef3-constant", "f0.25-coef10-constant"]
+    assert len(tune_guidance.settings(tune_guidance.Args(env="metaworld"))) == 6
     assert dict(sweep)["f0.25-coef1-constant"] == "--prior-fraction 0.25 --guidance-coef 1 --guidance-schedule constant"
     assert dict(sweep)["f0.25-coef0.1-linear"].endswith("--guidance-schedule linear --guidance-decay-end 0.6")
     rows = [("all", "ppo", "train", 0.9), ("all", "lago-p+f0.25-coef0.1-linear", "train", 0.4),

@@ -83,3 +83,39 @@ def test_every_chosen_setting_the_prose_names_is_the_one_in_chosen_json():
     wrong = [f"{where}: {text!r} ({benchmark}: chosen.json says {chosen.get(benchmark)})"
              for where, benchmark, coef, schedule, text in named if (coef, schedule) != chosen.get(benchmark)]
     assert not wrong, wrong
+
+
+def test_the_controls_have_their_own_table_and_stay_out_of_the_headline_one(tmp_path):
+    """LaGO against a control (and a control against PPO) goes to controls-table, from results/clevr-controls and
+    results/metaworld; results-table keeps the headline questions only."""
+    from benchmarks.readme_tables import controls_table, results_table
+
+    header = ("method,baseline,split,tasks,seeds,baseline_seeds,mean,baseline_mean,difference,difference_low,"
+              "difference_high,p_improvement,p_improvement_low,p_improvement_high,verdict\n")
+
+    def row(a, b, split="train", verdict="better"):
+        return f"{a},{b},{split},1,5,5,0.6,0.3,0.3,0.2,0.4,1.0,1.0,1.0,{verdict}\n"
+
+    lago = "lago-smollm2-135m+f0.25-coef1-constant"
+    for folder, rows in {
+        "clevr": [row(lago, "ppo")],
+        "clevr-controls": [row(lago, "ppo"), row(lago, "lago-none+f0.25-coef1-constant", "test", "worse"),
+                           row("bcppo", "ppo", verdict="no clear difference")],
+        "metaworld": [row(lago, "ppo"), row(lago, "prior-alone-none")],
+    }.items():
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "comparisons.csv").write_text(header + "".join(rows))
+    headline = results_table(tmp_path)
+    assert headline.count("\n| ") == 3 and "prior-alone-none" not in headline  # the header row and two comparisons
+    controls = controls_table(tmp_path).splitlines()[2:]
+    assert controls == [
+        f"| Does LaGO beat PPO? (its prior fine-tuned beside the controls) | CLEVR-Robot, train goals | `{lago}` - `ppo` "
+        "| 1 x 5 | +0.300 [+0.200, +0.400] | 1.00 [1.00, 1.00] | **yes** |",
+        f"| Does LaGO beat the prior with no language model? | CLEVR-Robot, held-out goals "
+        f"| `{lago}` - `lago-none+f0.25-coef1-constant` | 1 x 5 | +0.300 [+0.200, +0.400] | 1.00 [1.00, 1.00] "
+        "| **no, worse** |",
+        "| Does PPO initialised by behaviour cloning beat PPO? | CLEVR-Robot, train goals | `bcppo` - `ppo` | 1 x 5 "
+        "| +0.300 [+0.200, +0.400] | 1.00 [1.00, 1.00] | no clear difference |",
+        f"| Does LaGO beat behaviour cloning alone? | Meta-World, train goal positions | `{lago}` - `prior-alone-none` "
+        "| 1 x 5 | +0.300 [+0.200, +0.400] | 1.00 [1.00, 1.00] | **yes** |",
+    ]
