@@ -135,13 +135,14 @@ def prior_states_per_second(prior: str) -> float:
     import torch
 
     from lago_utils.device import fast_dtype
+    from lago_utils.llm import base_llm
 
     from lago_prior import WITHOUT_LLM
 
     if prior in WITHOUT_LLM:  # the controls without a language model: a few small matrix products
         return 100_000.0
     rates = PRIOR_STATES_PER_SECOND[str(fast_dtype(torch.device("cpu"))).removeprefix("torch.")]
-    return rates.get(prior.removesuffix("-nogoal").removesuffix("-random"), rates["smollm2-135m"])
+    return rates.get(base_llm(prior), rates["smollm2-135m"])
 
 
 @dataclass

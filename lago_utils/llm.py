@@ -101,6 +101,15 @@ def _random_llm_config(name: str):
 
 
 RANDOM_LLMS = ("tiny-random", "smollm2-135m-arch")  # random weights by construction: a checkpoint keeps them
+PRIOR_VARIANTS = ("-nogoal", "-random")  # a prior's name: its LLM's alias, then how the prior differs
+
+
+def base_llm(prior: str) -> str:
+    """The LLM alias a prior's name starts with: smollm2-135m-nogoal and smollm2-135m-random are SmolLM2-135M priors
+    (the one reading no goal words, the one with random weights)."""
+    for suffix in PRIOR_VARIANTS:
+        prior = prior.removesuffix(suffix)
+    return prior
 
 
 def join_parts(parts: Sequence[Path], out: Path, size: int, sha256: str) -> Path:

@@ -19,7 +19,7 @@ import torch
 from lago_prior import WITHOUT_LLM, ConstantPrior, LatentActionPrior, NoLLMPrior, _head_state
 from lago_utils.device import fast_dtype, resolve_device
 from lago_utils.frozen_prior import FrozenPrior
-from lago_utils.llm import LLM_ALIASES, RANDOM_LLMS, PriorError, load_llm, load_tokenizer
+from lago_utils.llm import LLM_ALIASES, RANDOM_LLMS, PriorError, base_llm, load_llm, load_tokenizer
 
 PRIOR_FORMAT = "lago-prior-v1"
 
@@ -137,7 +137,7 @@ def default_prior_path(env: str, llm: str) -> tuple[str, str]:
     own = f"checkpoints/prior__{env}__{llm}__1"
     shipped = SHIPPED_PRIORS / f"{env}__{llm}"
     known = (*LLM_ALIASES, *WITHOUT_LLM)
-    if not (Path(own) / "config.json").is_file() and not {llm, llm.removesuffix("-random"), llm.removesuffix("-nogoal")} & set(known):
+    if not (Path(own) / "config.json").is_file() and not {llm, base_llm(llm)} & set(known):
         raise PriorError(f"--llm {llm!r} is not an alias ({', '.join(known)}) and {own} does not exist; "
                          "give the prior's checkpoint with --prior-path")
     if (Path(own) / "config.json").is_file() or not (shipped / "config.json").is_file():

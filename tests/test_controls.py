@@ -157,3 +157,14 @@ def test_each_control_plays_alone_and_writes_its_record(tmp_path, clevr_controls
     record = json.loads(path.read_text())
     assert record["llm_parameters"] == 0 and record["prior"]["llm"] == control
     assert set(results) == {"clevr/train", "clevr/test"} and record["results"]["clevr/train"]["episodes"] == 4
+
+
+def test_a_priors_name_is_its_llms_alias_and_how_it_differs():
+    from lago_utils.llm import base_llm
+    from lago_utils.prior_io import default_prior_path
+
+    assert base_llm("smollm2-135m-nogoal") == base_llm("smollm2-135m-random") == "smollm2-135m"
+    assert base_llm("qwen2.5-coder-0.5b-random") == "qwen2.5-coder-0.5b" and base_llm("none") == "none"
+    assert default_prior_path("clevr", "qwen2.5-coder-0.5b-random")[0] == "checkpoints/prior__clevr__qwen2.5-coder-0.5b-random__1"
+    with pytest.raises(PriorError, match="'gpt-2-random' is not an alias"):
+        default_prior_path("clevr", "gpt-2-random")
