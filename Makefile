@@ -166,7 +166,7 @@ report-%:
 # CLEVR-Robot's controls, with their own LaGO and PPO runs (make controls-clevr)
 report-clevr-controls:
 	$(PYTHON) benchmarks/report.py --env clevr --runs $(CONTROLS_CLEVR_RUNS) --results results/clevr-controls \
-		--compare $(call chosen,clevr):ppo --compare-if-run $(call control_pairs,clevr)
+		--compare $(call chosen,clevr):ppo,$(call chosen,clevr):prior-alone-smollm2-135m --compare-if-run $(call control_pairs,clevr)
 # Does the LLM matter? Every LLM and weight init: the prior alone with each instruction set (benchmarks/llm_study.py,
 # results/llm/<env>/; on Meta-World every MT10 task, 10 episodes per task and goal split), and LaGO at the chosen
 # guidance setting on the reported seeds (on Meta-World the three tasks where guidance mattered most in the Meta-World

@@ -349,8 +349,9 @@ def controls_table(results: Path = RESULTS) -> str:
                 question = f"Does LaGO beat {control_of(r['baseline'])}?"
             elif control_of(r["method"]) and r["baseline"] == "ppo":
                 question = f"Does {control_of(r['method'])} beat PPO?"
-            elif r["baseline"] == "ppo" and env == "clevr":
-                question = "Does LaGO beat PPO? (its prior fine-tuned beside the controls)"
+            elif r["baseline"] in ("ppo", "prior-alone-smollm2-135m") and env == "clevr":
+                question = (f"Does LaGO beat {'PPO' if r['baseline'] == 'ppo' else 'the prior alone'}? "
+                            "(its prior fine-tuned beside the controls)")
             else:
                 continue
             rows.append((question, r))
