@@ -140,8 +140,9 @@ chosen = lago-smollm2-135m+$(call label,$(1))
 comma := ,
 # the comparisons of the controls (where they ran): LaGO against each, and each against PPO
 CONTROL_LAGO = lago-uniform lago-marginal lago-smollm2-135m-nogoal lago-none
-control_pairs = $(subst $() ,$(comma),$(strip $(foreach c,$(CONTROL_LAGO),$(call chosen,$(1)):$(c)+$(call label,$(1)) \
-	$(c)+$(call label,$(1)):ppo) $(foreach c,prior-alone-none bcppo,$(call chosen,$(1)):$(c) $(c):ppo)))
+control_pairs = $(call label_pairs,$(call label,$(1)))
+label_pairs = $(subst $() ,$(comma),$(strip $(foreach c,$(CONTROL_LAGO),lago-smollm2-135m+$(1):$(c)+$(1) $(c)+$(1):ppo) \
+	$(foreach c,prior-alone-none bcppo,lago-smollm2-135m+$(1):$(c) $(c):ppo)))
 
 clevr-tuning: install $(CLEVR_PRIOR)
 	$(TUNE) --env clevr

@@ -416,6 +416,6 @@ if __name__ == "__main__":
     run.save_model(__file__, agent, [obs_dim, num_actions, args.hidden_size])  # --save-model, for evaluate_policy.py
     eval_goals = {"train": "CLEVR-Robot training goals",
                   "test": "CLEVR-Robot held-out goals (colour/relation pairs never trained on)"}
-    run.write_summary(args.env_id, global_step, start_time, eval_goals, **prior_log.summary(args, prior))  # LaGO
+    run.write_summary(args.env_id, global_step, start_time, eval_goals, **prior_log.summary(prior))  # LaGO
     envs.close()
     writer.close()

@@ -424,6 +424,6 @@ if __name__ == "__main__":
     run.save_model(__file__, agent, [obs_dim, action_dim, args.hidden_size])  # --save-model, for evaluate_policy.py
     eval_goals = {"train": "the 50 goal positions of the training env (env seed = --seed)",
                   "test": f"50 held-out goal positions (env seed {EVAL_SEED}, never trained on)"}
-    run.write_summary(args.task, global_step, start_time, eval_goals, **prior_log.summary(args, prior))  # LaGO
+    run.write_summary(args.task, global_step, start_time, eval_goals, **prior_log.summary(prior))  # LaGO
     envs.close()
     writer.close()

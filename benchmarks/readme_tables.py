@@ -323,15 +323,18 @@ def results_table(results: Path = RESULTS) -> str:
             bench = f"{title}, {goals[r['split'] == 'test']}"
             rows.append((question, bench, r))
     rows.sort(key=lambda row: [q for q, _ in QUESTIONS].index(row[0]) if row[0] != "other" else len(QUESTIONS))
-    for question, bench, r in rows:
-        answer = {"better": "**yes**", "worse": "**no, worse**", "no clear difference": "no clear difference"}[r["verdict"]]
-        seeds = r["seeds"] if r["seeds"] == r["baseline_seeds"] else f"{r['seeds']} / {r['baseline_seeds']}"
-        lines.append(
-            f"| {question} | {bench} | `{r['method']}` - `{r['baseline']}` | {r['tasks']} x {seeds} "
+    lines += [comparison_row(question, bench, r) for question, bench, r in rows]
+    return "\n".join(lines)
+
+
+def comparison_row(question: str, where: str, r: dict) -> str:
+    """One row of comparisons.csv (report.py --compare) in the answer tables, with its verdict as the answer."""
+    answer = {"better": "**yes**", "worse": "**no, worse**", "no clear difference": "no clear difference"}[r["verdict"]]
+    seeds = r["seeds"] if r["seeds"] == r["baseline_seeds"] else f"{r['seeds']} / {r['baseline_seeds']}"
+    return (f"| {question} | {where} | `{r['method']}` - `{r['baseline']}` | {r['tasks']} x {seeds} "
             f"| {float(r['difference']):+.3f} [{float(r['difference_low']):+.3f}, {float(r['difference_high']):+.3f}] "
             f"| {float(r['p_improvement']):.2f} [{float(r['p_improvement_low']):.2f}, {float(r['p_improvement_high']):.2f}] "
             f"| {answer} |")
-    return "\n".join(lines)
 
 
 def controls_table(results: Path = RESULTS) -> str:
@@ -355,15 +358,8 @@ def controls_table(results: Path = RESULTS) -> str:
             else:
                 continue
             rows.append((question, r))
-        for question, r in sorted(rows, key=lambda row: (not row[0].startswith("Does LaGO"), row[1]["split"] != "train")):
-            answer = {"better": "**yes**", "worse": "**no, worse**", "no clear difference": "no clear difference"}[r["verdict"]]
-            seeds = r["seeds"] if r["seeds"] == r["baseline_seeds"] else f"{r['seeds']} / {r['baseline_seeds']}"
-            lines.append(
-                f"| {question} | {title}, {SPLIT_NAMES[env][r['split']]} | `{r['method']}` - `{r['baseline']}` "
-                f"| {r['tasks']} x {seeds} "
-                f"| {float(r['difference']):+.3f} [{float(r['difference_low']):+.3f}, {float(r['difference_high']):+.3f}] "
-                f"| {float(r['p_improvement']):.2f} [{float(r['p_improvement_low']):.2f}, {float(r['p_improvement_high']):.2f}] "
-                f"| {answer} |")
+        lines += [comparison_row(question, f"{title}, {SPLIT_NAMES[env][r['split']]}", r) for question, r in
+                  sorted(rows, key=lambda row: (not row[0].startswith("Does LaGO"), row[1]["split"] != "train"))]
     return "\n".join(lines)
 
 

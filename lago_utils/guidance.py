@@ -105,7 +105,7 @@ class PriorLog:
         self.writer.add_scalar("charts/prior_agreement", prior_agreement.item(), global_step)
         self.writer.add_scalar("charts/prior_action_distance", gap.norm(dim=-1).mean().item(), global_step)
 
-    def summary(self, args: Any, prior: FrozenPrior) -> dict[str, Any]:
+    def summary(self, prior: FrozenPrior) -> dict[str, Any]:
         """What a LaGO run's summary.json adds: the prior's LLM, its precision and its seconds in all."""
-        return {"llm": args.llm, "prior_dtype": str(prior.dtype).removeprefix("torch."),
+        return {"llm": self.args.llm, "prior_dtype": str(prior.dtype).removeprefix("torch."),
                 "prior_seconds": round(self.seconds, 1)}
