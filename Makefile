@@ -3,7 +3,7 @@
 #   make test         install the test dependencies, then run the test suite
 PYTHON ?= python3
 
-.PHONY: install install-dev install-llm-large quickstart walkthrough ship-priors gpu-wheels gpu-check test env-results prior-results finetune-speed-results stage2-results clevr-tuning clevr-results metaworld-tuning metaworld-results report llm-study-clevr llm-study-metaworld llm-study llm-study-1.5b qwen-lr-sweep controls-clevr controls-metaworld report-clevr-controls clevr-paper docs
+.PHONY: install install-dev install-llm-large quickstart walkthrough ship-priors gpu-wheels gpu-check test env-results prior-results finetune-speed-results stage2-results clevr-tuning clevr-results metaworld-tuning metaworld-results report llm-study-clevr llm-study-metaworld llm-study llm-study-1.5b qwen-lr-sweep controls-clevr controls-metaworld report-clevr-controls clevr-paper metaworld-long report-clevr-paper report-metaworld-long docs
 
 # a prior that a target needed on the way is kept, never deleted as an intermediate file
 .SECONDARY:
@@ -226,12 +226,37 @@ controls-metaworld: metaworld-results $(foreach prior,none marginal smollm2-135m
 SHIPPED = checkpoints/shipped
 $(SHIPPED)/prior__%__smollm2-135m__1/config.json:
 	mkdir -p $(SHIPPED) && ln -sfn ../../priors/$*__smollm2-135m $(SHIPPED)/prior__$*__smollm2-135m__1
-clevr-paper: install $(SHIPPED)/prior__clevr__smollm2-135m__1/config.json
+# then the uniform and no-LLM control priors at the chosen setting (make controls-clevr's priors)
+LINEAR = f0.25-coef1-linear
+clevr-paper: install $(SHIPPED)/prior__clevr__smollm2-135m__1/config.json $(foreach prior,none uniform,checkpoints/prior__clevr__$(prior)__1/config.json)
 	$(GRID) --scale paper --methods ppo --seeds $(CLEVR_SEEDS)
 	$(GRID) --scale paper --methods lago-smollm2-135m --seeds $(CLEVR_SEEDS) --priors $(SHIPPED) \
 		--guidance-from results/clevr-tuning/chosen.json
-	$(GRID) --scale paper --methods lago-smollm2-135m --seeds $(CLEVR_SEEDS) --priors $(SHIPPED) --label f0.25-coef1-linear \
+	$(GRID) --scale paper --methods lago-smollm2-135m --seeds $(CLEVR_SEEDS) --priors $(SHIPPED) --label $(LINEAR) \
 		--lago-args="--prior-fraction 0.25 --guidance-coef 1 --guidance-schedule linear --guidance-decay-end 0.6"
+	$(GRID) --scale paper --methods lago-uniform,lago-none --seeds $(CLEVR_SEEDS) --guidance-from results/clevr-tuning/chosen.json
+	$(MAKE) report-clevr-paper
+# Meta-World, five times longer (501,760 steps, five evaluations a run, runs/grid-long/, results/metaworld-long/):
+# PPO and LaGO at the chosen setting (the shipped prior) on the four tasks where the prior or guidance mattered most;
+# about 3.7 CPU hours (grid.py --dry-run); resumable
+LONG_TASKS = door-open-v3,button-press-topdown-v3,drawer-open-v3,window-open-v3
+LONG_GRID_METAWORLD = $(GRID) --env metaworld --tasks $(LONG_TASKS) --seeds 1,2,3 --total-timesteps 501760 \
+	--eval-interval 100352 --out runs/grid-long/metaworld --results results/metaworld-long
+metaworld-long: install $(SHIPPED)/prior__metaworld__smollm2-135m__1/config.json
+	$(LONG_GRID_METAWORLD) --methods ppo
+	$(LONG_GRID_METAWORLD) --methods lago-smollm2-135m --priors $(SHIPPED) --guidance-from results/metaworld-tuning/chosen.json
+	$(MAKE) report-metaworld-long
+# both budgets side by side: the long runs' own tables and curves (report.py), then budgets.csv and budgets.png
+# (benchmarks/budget_report.py): each pair at both budgets, and the change of its difference
+long_pairs = $(call chosen,$(1)):ppo,lago-smollm2-135m+$(LINEAR):ppo,$(call chosen,$(1)):lago-smollm2-135m+$(LINEAR),$(call control_pairs,$(1))
+report-clevr-paper:
+	$(PYTHON) benchmarks/report.py --env clevr --runs runs/grid-paper/clevr --results results/clevr-paper \
+		--compare-if-run $(call long_pairs,clevr)
+	$(PYTHON) benchmarks/budget_report.py --env clevr --long results/clevr-paper --pairs $(call long_pairs,clevr)
+report-metaworld-long:
+	$(PYTHON) benchmarks/report.py --env metaworld --runs runs/grid-long/metaworld --results results/metaworld-long \
+		--compare-if-run $(call chosen,metaworld):ppo
+	$(PYTHON) benchmarks/budget_report.py --env metaworld --long results/metaworld-long --pairs $(call chosen,metaworld):ppo
 
 # The GPU path in one command (benchmarks/gpu/gpu_check.sh, one JSON). A bare GPU machine with torch gets the rest as wheels,
 # with the pinned transformers and peft (its own may be older): make gpu-wheels here (Python 3.12, the GPU image's; about
@@ -245,6 +270,6 @@ gpu-wheels:
 gpu-check:
 	benchmarks/gpu/gpu_check.sh
 
-report: report-clevr report-clevr-controls report-metaworld
+report: report-clevr report-clevr-controls report-metaworld report-clevr-paper $(if $(wildcard results/metaworld-long/summaries),report-metaworld-long)
 	$(PYTHON) benchmarks/llm_study.py --report-only
 	$(PYTHON) benchmarks/readme_tables.py --update-readme

@@ -363,6 +363,36 @@ def controls_table(results: Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
+LONG_BUDGETS = (("clevr", "clevr-paper"), ("metaworld", "metaworld-long"))  # results/<short>, results/<long>
+
+
+def lasting_table(results: Path = RESULTS) -> str:
+    """Does the gain last? Each pair of benchmarks/budget_report.py at the short and the long budget, and the change."""
+    lines = ["| benchmark, goals | method - baseline | short budget: tasks x seeds, difference [95% CI] "
+             "| long budget: tasks x seeds, difference [95% CI] | change, long - short [95% CI] | at the long budget |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    answers = {"better": "**better**", "worse": "**worse**", "no clear difference": "no clear difference"}
+    after_gain = {"better": " (the gain lasts)", "worse": " (reversed)", "no clear difference": " (the gain is gone)"}
+
+    def cell(r: dict) -> str:
+        seeds = r["seeds"] if r["seeds"] == r["baseline_seeds"] else f"{r['seeds']} / {r['baseline_seeds']}"
+        return (f"{int(r['env_steps']):,} steps: {r['tasks']} x {seeds}, {float(r['difference']):+.3f} "
+                f"[{float(r['difference_low']):+.3f}, {float(r['difference_high']):+.3f}]")
+
+    for (env, long), (_, title) in zip(LONG_BUDGETS, BENCHMARKS):
+        path = results / long / "budgets.csv"
+        if not path.exists():
+            continue
+        rows = {(r["method"], r["baseline"], r["split"], r["budget"]): r for r in _load_csv(path, f"report-{long}")}
+        for method, baseline, split, _ in [key for key in rows if key[3] == "change"]:
+            short, lasting, change = (rows[(method, baseline, split, b)] for b in ("short", "long", "change"))
+            lines.append(f"| {title}, {SPLIT_NAMES[env][split]} | `{method}` - `{baseline}` | {cell(short)} | "
+                         f"{cell(lasting)} | {float(change['difference']):+.3f} [{float(change['difference_low']):+.3f}, "
+                         f"{float(change['difference_high']):+.3f}] | {answers[lasting['verdict']]}"
+                         f"{after_gain[lasting['verdict']] if short['verdict'] == 'better' else ''} |")
+    return "\n".join(lines)
+
+
 def budget_table(results: Path = RESULTS) -> str:
     """What the grid cost: the measured wall time of every run and of fine-tuning each prior."""
     import statistics
@@ -465,7 +495,8 @@ def lago_diff_table(results: Path = RESULTS) -> str:
 TABLES = {"env-table": env_table, "prior-table": prior_table, "stage2-speed-table": stage2_speed_table,
           "clevr-table": clevr_table, "metaworld-table": metaworld_table, "results-table": results_table,
           "tuning-table": tuning_table, "budget-table": budget_table,
-          "llm-table": llm_table, "lago-diff-table": lago_diff_table, "controls-table": controls_table}
+          "llm-table": llm_table, "lago-diff-table": lago_diff_table, "controls-table": controls_table,
+          "lasting-table": lasting_table}
 
 
 def markers(name: str) -> tuple[str, str]:

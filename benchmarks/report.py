@@ -123,6 +123,25 @@ def method_settings(runs: list[dict]) -> dict[str, dict]:
     return settings
 
 
+def table_rows(runs: list[dict]) -> tuple[list[dict], list[dict]]:
+    """runs.csv's rows (one per run and goal split: the final evaluation) and curves.csv's (every evaluation)."""
+    run_rows, curve_rows = [], []
+    for run in runs:
+        for split in SPLITS:
+            run_rows.append({
+                "method": run["grid_method"], "task": run["env_id"], "seed": run["seed"], "split": split,
+                "success_rate": run["final_eval"][split]["success_rate"], "return": run["final_eval"][split]["return"],
+                "global_step": run.get("global_step", ""), "wall_seconds": run.get("wall_seconds", ""),
+                "prior_seconds": run.get("prior_seconds", ""),
+            })
+        for evaluation in run["evaluations"]:
+            for split in SPLITS:
+                curve_rows.append({"method": run["grid_method"], "task": run["env_id"], "seed": run["seed"],
+                                   "global_step": evaluation["global_step"], "split": split,
+                                   "success_rate": evaluation[split]["success_rate"]})
+    return run_rows, curve_rows
+
+
 def write_csv(path: Path, rows: list[dict]) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -309,20 +328,7 @@ def main(args: Args) -> None:
     print(f"{archived} finished runs copied from {folder} to {results / 'summaries'}; reporting all {len(runs)} there")
     settings = method_settings(runs)
     splits = SPLITS
-    run_rows, curve_rows = [], []
-    for run in runs:
-        for split in splits:
-            run_rows.append({
-                "method": run["grid_method"], "task": run["env_id"], "seed": run["seed"], "split": split,
-                "success_rate": run["final_eval"][split]["success_rate"], "return": run["final_eval"][split]["return"],
-                "global_step": run.get("global_step", ""), "wall_seconds": run.get("wall_seconds", ""),
-                "prior_seconds": run.get("prior_seconds", ""),
-            })
-        for evaluation in run["evaluations"]:
-            for split in splits:
-                curve_rows.append({"method": run["grid_method"], "task": run["env_id"], "seed": run["seed"],
-                                   "global_step": evaluation["global_step"], "split": split,
-                                   "success_rate": evaluation[split]["success_rate"]})
+    run_rows, curve_rows = table_rows(runs)
     write_csv(results / "runs.csv", run_rows)
     write_csv(results / "curves.csv", curve_rows)
 

@@ -535,3 +535,47 @@ def test_a_damaged_summary_is_named_the_grid_redoes_its_run_and_the_report_copie
     (archived / "summaries" / "ppo" / "seed1.json").write_text("{")
     with pytest.raises(SystemExit, match=re.escape(f"{archived / 'summaries' / 'ppo' / 'seed1.json'} is not a readable")):
         report.main(report.Args(env="clevr", runs=tmp_path / "no-runs", results=archived, bootstrap_reps=50))
+
+
+def _budget_summaries(folder, steps, successes):
+    """results/<x>/summaries/ of two methods with the final train success of each seed set by hand (the
+    committed PPO summary's format, its budget changed to `steps`)."""
+    template = json.loads((report.ROOT / "results" / "clevr" / "summaries" / "ppo" / "seed1.json").read_text())
+    for method, values in successes.items():
+        for seed, value in enumerate(values, start=1):
+            summary = json.loads(json.dumps(template))
+            summary.update(seed=seed, global_step=steps)
+            summary["args"].update(seed=seed, total_timesteps=steps)
+            summary["final_eval"] = {"train": {"success_rate": value, "return": value},
+                                     "test": {"success_rate": 0.1, "return": 0.1}}
+            summary["evaluations"] = [{"global_step": s, **summary["final_eval"]} for s in (steps // 2, steps)]
+            (folder / "summaries" / method).mkdir(parents=True, exist_ok=True)
+            (folder / "summaries" / method / f"seed{seed}.json").write_text(json.dumps(summary))
+
+
+def test_budget_report_compares_each_pair_at_both_budgets_and_the_change(tmp_path, capsys):
+    from benchmarks import budget_report
+
+    short, long = tmp_path / "short", tmp_path / "long"
+    _budget_summaries(short, 2048, {"ppo": [0.2, 0.4], "lago": [0.6, 0.6]})  # lago - ppo = +0.3
+    _budget_summaries(long, 8192, {"ppo": [0.9, 0.9], "lago": [0.7, 0.7], "lago-linear": [0.8, 1.0]})
+    budget_report.main(budget_report.Args(env="clevr", short=short, long=long, bootstrap_reps=500,
+                                          pairs="lago:ppo,lago-linear:ppo"))  # lago-linear ran at one budget: skipped
+    with open(long / "budgets.csv", newline="") as f:
+        rows = {(r["method"], r["split"], r["budget"]): r for r in csv.DictReader(f)}
+    assert {key[0] for key in rows} == {"lago"}
+    assert float(rows[("lago", "train", "short")]["difference"]) == pytest.approx(0.3)
+    assert rows[("lago", "train", "short")]["env_steps"] == "2048"
+    assert float(rows[("lago", "train", "long")]["difference"]) == pytest.approx(-0.2)
+    assert rows[("lago", "train", "long")]["verdict"] == "worse"
+    change = rows[("lago", "train", "change")]
+    assert float(change["difference"]) == pytest.approx(-0.5) and change["verdict"] == "shrank"
+    # the long runs never vary: the change's CI is the short difference's, mirrored (+0.2 to +0.4 -> -0.6 to -0.4)
+    assert -0.6 - 1e-9 <= float(change["difference_low"]) <= float(change["difference_high"]) <= -0.4 + 1e-9
+    assert rows[("lago", "test", "change")]["verdict"] == "no clear change"
+    assert (long / "budgets.png").stat().st_size > 10_000
+    assert "lago - ppo (train, 1 task(s)), change, long - short: -0.500" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="not longer than"):
+        budget_report.main(budget_report.Args(env="clevr", short=long, long=short, bootstrap_reps=50, pairs="lago:ppo"))
+    with pytest.raises(SystemExit, match="--long .*no finished runs"):
+        budget_report.main(budget_report.Args(env="clevr", short=short, long=tmp_path / "none", bootstrap_reps=50))
