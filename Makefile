@@ -222,7 +222,8 @@ controls-metaworld: metaworld-results $(foreach prior,none marginal smollm2-135m
 # Does the gain last? CLEVR-Robot at the paper's budget, 1M steps a run (grid.py --scale paper, results/clevr-paper/):
 # PPO, LaGO at the chosen setting, and the same coefficient decaying linearly to 0 at 60% of the budget. LaGO uses the
 # shipped prior (priors/, the bf16 export of the prior of the committed 150k runs, whose checkpoint is not committed);
-# about 4 CPU hours (grid.py --dry-run); resumable
+# measured per run, two side by side on 2 cores with native bf16: PPO 21 min, LaGO 58 min (docs/results.md, "Budgets"),
+# about 13 CPU hours in all with the controls; resumable
 SHIPPED = checkpoints/shipped
 $(SHIPPED)/prior__%__smollm2-135m__1/config.json:
 	mkdir -p $(SHIPPED) && ln -sfn ../../priors/$*__smollm2-135m $(SHIPPED)/prior__$*__smollm2-135m__1

@@ -401,7 +401,8 @@ def budget_table(results: Path = RESULTS) -> str:
              "| --- | --- | --- | --- | --- | --- |"]
     total = 0.0
     for env, title in BENCHMARKS:
-        folders = [(f"{env}-tuning", f"{title}, tuning"), (env, title), (f"{env}-controls", f"{title}, controls")]
+        folders = [(f"{env}-tuning", f"{title}, tuning"), (env, title), (f"{env}-controls", f"{title}, controls"),
+                   *((long, f"{title}, long budget") for short, long in LONG_BUDGETS if short == env)]
         folders = [(folder, label) for folder, label in folders if (results / folder / "runs.csv").exists() or folder == env]
         for folder, label in folders:
             first_split = {}
@@ -418,9 +419,10 @@ def budget_table(results: Path = RESULTS) -> str:
         records = {(title, path.stem.removeprefix("prior-alone-")): path for path in (results / env).glob("prior-alone-*.json")}
         for path in (results / "llm" / env).glob("*__train.json"):  # the priors of the LLM study (llm_study.py)
             records.setdefault((title, path.stem.removesuffix("__train")), path)
-        for folder, label in folders[2:]:  # the controls' priors, fine-tuned on one machine's demonstrations
-            records.update({(label, path.stem.removeprefix("prior-alone-")): path
-                            for path in (results / folder).glob("prior-alone-*.json")})
+        for folder, label in folders:  # the controls' priors, fine-tuned on one machine's demonstrations
+            if folder.endswith("-controls"):
+                records.update({(label, path.stem.removeprefix("prior-alone-")): path
+                                for path in (results / folder).glob("prior-alone-*.json")})
         for (label, name), path in sorted(records.items()):  # stage 1: each prior's fine-tuning
             prior = json.loads(path.read_text())["prior"]
             if not prior["train_seconds"] or "control_of" in prior:  # made without training: uniform, marginal, or
