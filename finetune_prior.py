@@ -50,7 +50,10 @@ class Args:
     llm_init: Literal["pretrained", "random"] = "pretrained"
     """`random` keeps the architecture and re-initialises the weights (does LLM knowledge matter?)"""
     state_tokens: int = 4
-    """number of latent state tokens projected from the observation"""
+    """number of latent state tokens projected from the observation (--state-encoding latent)"""
+    state_encoding: Literal["latent", "text"] = "latent"
+    """`latent`: --state-tokens tokens that an MLP projects from the observation; `text`: the observation written
+    into the prompt after the task as rounded numbers (the env's STATE_FIELDS, e.g. ` red (+0.12, -0.30), ...`)"""
     lora_rank: int = 8
     """LoRA rank"""
     lora_alpha: float = 16.0
@@ -74,6 +77,9 @@ class Args:
     """fraction of the demonstration episodes held out for validation"""
     eval_every: int = 100
     """validate every this many steps"""
+    patience: int = 0
+    """stop after this many validations in a row without a lower validation NLL, and keep the checkpoint of the
+    lowest (--train-steps is then the cap); 0: train all --train-steps and keep the last"""
     label_smoothing: float = 0.05
     """label smoothing of the discrete cross-entropy (keeps the prior's support full)"""
     min_std: float = 0.05
@@ -96,6 +102,15 @@ class Args:
 
 
 # --- training -------------------------------------------------------------------------------
+def state_fields(env_name: str) -> tuple:
+    """The env's observation fields that --state-encoding text writes as words."""
+    if env_name == "clevr":
+        from envs.clevr_robot import STATE_FIELDS
+    else:
+        from envs.metaworld_tasks import STATE_FIELDS
+    return STATE_FIELDS
+
+
 def split_episodes(episodes: np.ndarray, val_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Row indices of training and validation transitions, split by whole episodes."""
     unique = rng.permutation(np.unique(episodes))
@@ -109,6 +124,12 @@ def validate_args(args: Args) -> None:
     for name in ("state_tokens", "lora_rank", "batch_size", "train_steps", "eval_every"):
         if getattr(args, name) <= 0:
             raise PriorError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
+    if args.patience < 0:
+        raise PriorError(f"--patience must be 0 (off) or a positive integer, got {args.patience}")
+    if args.patience and args.val_fraction == 0:
+        raise PriorError("--patience stops on the validation NLL: give --val-fraction above 0")
+    if args.llm == "none" and args.state_encoding == "text":
+        raise PriorError("--state-encoding text needs an LLM to read the state's words; --llm none has none")
     if args.learning_rate <= 0 or args.lora_alpha <= 0:
         raise PriorError("--learning-rate and --lora-alpha must be positive")
     if not args.max_grad_norm >= 0:  # NaN too
@@ -200,9 +221,11 @@ def main(args: Args) -> Path:
             llm = get_peft_model(llm, lora)
         except ValueError as error:
             raise PriorError(f"--lora-target-modules {args.lora_target_modules!r} do not fit {args.llm} ({error})") from error
-        model = LatentActionPrior(
-            llm, tokenizer, arrays["obs"].shape[1], action_space, args.state_tokens, obs_mean, obs_std, args.min_std
-        ).to(device)
+        fields = state_fields(env_name) if args.state_encoding == "text" else None
+        model = LatentActionPrior(llm, tokenizer, arrays["obs"].shape[1], action_space, args.state_tokens, obs_mean,
+                                  obs_std, args.min_std, state_fields=fields).to(device)
+        if fields:
+            print(f"the state as {model.state_tokens} tokens of text, e.g.{model.state_text.text(arrays['obs'][0])}")
     if args.compile:
         model.compile_layers()
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -225,6 +248,9 @@ def main(args: Args) -> Path:
         baseline = f"{(arrays['actions'][val_rows] == majority).mean():.3f}"
         print(f"majority-class baseline accuracy on validation: {baseline}")
     metrics: dict[str, float] = {}
+    history: list[dict[str, float]] = []  # every validation: step and metrics
+    best: dict[str, float] = {}  # --patience: the validation with the lowest NLL so far, and its trainable tensors
+    best_tensors: dict[str, torch.Tensor] = {}
     rng = np.random.default_rng(args.seed)
     start = last_print = time.time()
     step_times = []  # each gradient step's seconds, without the validation passes
@@ -250,17 +276,32 @@ def main(args: Args) -> Path:
                                  f"no checkpoint written to {out} (try a lower --learning-rate)")
             for name, value in metrics.items():
                 writer.add_scalar(f"prior/val_{name}", value, step)
+            history.append({"step": step, **metrics})
             elapsed = time.time() - start
             print(f"step {step}/{args.train_steps}  train_nll {loss.item():.3f}  "
                   + "  ".join(f"val_{k} {v:.3f}" for k, v in metrics.items())
                   + f"  {elapsed:.0f}s elapsed, eta {elapsed / step * (args.train_steps - step):.0f}s", flush=True)
             last_print = time.time()
+            if args.patience:  # early stopping: keep the best, stop after --patience validations without a better one
+                if not best or metrics["nll"] < best["nll"]:
+                    best = {"step": step, **metrics}
+                    best_tensors = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+                elif len([h for h in history if h["step"] > best["step"]]) >= args.patience:
+                    print(f"stopped at step {step}: no lower validation NLL in {args.patience} validations since step "
+                          f"{best['step']} ({best['nll']:.3f}), whose checkpoint is kept", flush=True)
+                    break
         elif step == 1 or time.time() - last_print >= PROGRESS_SECONDS:  # a slow fine-tune shows its pace early
             elapsed = time.time() - start
             print(f"step {step}/{args.train_steps}  train_nll {loss.item():.3f}  {sum(step_times) / step:.1f}s a step, "
                   f"{elapsed:.0f}s elapsed, eta {elapsed / step * (args.train_steps - step):.0f}s", flush=True)
             last_print = time.time()
     writer.close()
+    if best_tensors:  # --patience: the checkpoint of the lowest validation NLL
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name in best_tensors:
+                    p.copy_(best_tensors[name])
+        metrics = {name: value for name, value in best.items() if name != "step"}
     config = {
         "format": PRIOR_FORMAT,
         "llm": args.llm,
@@ -270,7 +311,10 @@ def main(args: Args) -> Path:
         "tasks": demo_meta.get("tasks"),
         "obs_dim": int(arrays["obs"].shape[1]),
         "action_space": action_space,
-        "state_tokens": args.state_tokens,
+        "state_tokens": model.state_tokens,
+        "state_encoding": args.state_encoding,
+        **({"state_fields": [[name, list(indices)] for name, indices in model.state_text.fields]}
+           if args.state_encoding == "text" else {}),
         "prompt_template": PROMPT_TEMPLATE,
         "min_std": args.min_std,
         "hidden_size": model.width if args.llm == "none" else hidden_size(model.llm),
@@ -282,9 +326,11 @@ def main(args: Args) -> Path:
         "train_transitions": int(len(train_rows)),
         "val_transitions": int(len(val_rows)),
         "val_metrics": metrics,
+        "val_history": history,
+        **({"best_step": best.get("step"), "steps_trained": len(step_times)} if args.patience else {}),
         "val_majority_accuracy": float(baseline) if baseline else None,
         "train_seconds": round(time.time() - start, 1),
-        "seconds_per_step": round(sum(step_times) / args.train_steps, 3),
+        "seconds_per_step": round(sum(step_times) / len(step_times), 3),
         "seconds_per_step_median": round(float(np.median(step_times)), 3),  # without a slow start (compiling)
         "machine": {"device": str(device), "cpu": cpu_name(), "threads": torch.get_num_threads(),
                     "precision": "bf16 autocast" if autocast_bf16 else "fp32"},

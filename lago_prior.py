@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from lago_utils.llm import hidden_size
 
 PROMPT_TEMPLATE = "Task: {text}\nState:"
+STATE_ENCODINGS = ("latent", "text")  # the state as k learned latent tokens, or written into the prompt as numbers
 # the `llm` of the control priors that have no language model: `none` (NoLLMPrior), `uniform` and `marginal`
 # (ConstantPrior); they run in fp32 on every machine
 WITHOUT_LLM = ("none", "uniform", "marginal")
@@ -34,9 +35,14 @@ class LatentActionPrior(nn.Module):
         obs_std: np.ndarray,
         min_std: float = 0.05,
         prompt_template: str = PROMPT_TEMPLATE,
+        state_fields: Sequence[tuple[str, Sequence[int]]] | None = None,
     ):
+        """`state_fields` (name, observation indices), e.g. ("red", (0, 1)): the state is written into the prompt
+        after the task as `red (+0.12, -0.30), ...` (StateText) in place of the latent state tokens, and
+        `state_tokens` is ignored; None: `state_tokens` latent tokens projected from the observation."""
         super().__init__()
         self.llm, self.tokenizer = llm, tokenizer
+        self.state_text = StateText(tokenizer, state_fields, obs_dim) if state_fields else None
         self._add_state_projection_and_head(hidden_size(llm), obs_dim, action_space, state_tokens, obs_mean, obs_std,
                                             min_std, prompt_template)
         # samples that share a prompt may share its forward only where no dropout draws a mask per sample
@@ -50,10 +56,12 @@ class LatentActionPrior(nn.Module):
         self.min_std, self.prompt_template = min_std, prompt_template
         self.discrete = action_space["type"] == "discrete"
         head_out = action_space["n"] if self.discrete else 2 * int(np.prod(action_space["shape"]))
-        # the state projection of KALM: Linear(obs, 512) - ReLU - Linear(512, k * d_model)
-        self.state_projection = nn.Sequential(
-            nn.Linear(obs_dim, 512), nn.ReLU(), nn.Linear(512, state_tokens * d_model)
-        )
+        if getattr(self, "state_text", None) is not None:  # the state as words: its tokens, no projection
+            self.state_tokens = self.state_text.length
+        else:  # the state projection of KALM: Linear(obs, 512) - ReLU - Linear(512, k * d_model)
+            self.state_projection = nn.Sequential(
+                nn.Linear(obs_dim, 512), nn.ReLU(), nn.Linear(512, state_tokens * d_model)
+            )
         self.action_head = nn.Linear(d_model, head_out)
         self.register_buffer("obs_mean", torch.as_tensor(obs_mean, dtype=torch.float32))
         self.register_buffer("obs_std", torch.as_tensor(obs_std, dtype=torch.float32))
@@ -74,7 +82,9 @@ class LatentActionPrior(nn.Module):
         return self._token_ids[text]
 
     def state_embeddings(self, obs: torch.Tensor) -> torch.Tensor:
-        """(B, obs_dim) raw observations -> (B, k, d_model) latent state tokens."""
+        """(B, obs_dim) raw observations -> (B, k, d_model) state tokens: latent, or the state text's embeddings."""
+        if self.state_text is not None:
+            return self.llm.get_input_embeddings()(self.state_text.ids(obs))
         normalized = (obs.float() - self.obs_mean) / self.obs_std
         tokens = self.state_projection(normalized).view(len(obs), self.state_tokens, -1)
         return tokens.to(self.llm.dtype)
@@ -135,6 +145,69 @@ class LatentActionPrior(nn.Module):
         return -torch.distributions.Normal(mean, std).log_prob(actions).sum(-1).mean(), params
 
 
+class StateText:
+    """The observation as words after the task: ` red (+0.12, -0.30), blue (...)`, one field per (name, observation
+    indices), each number rounded to two decimals with its sign (clipped to +-9.99). Every number is written with the
+    same five tokens (sign, digit, point, digit, digit), so that every state has the same `length` of tokens and a
+    batch needs no padding; the ids are filled in by array arithmetic, with no call to the tokenizer per state."""
+
+    def __init__(self, tokenizer: Any, fields: Sequence[tuple[str, Sequence[int]]], obs_dim: int):
+        self.fields = [(str(name), [int(i) for i in indices]) for name, indices in fields]
+        for name, indices in self.fields:
+            if not indices or not all(0 <= i < obs_dim for i in indices):
+                raise ValueError(f"state field {name!r}: observation indices {indices} are not within 0..{obs_dim - 1}")
+
+        def token(text: str) -> int:
+            ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+            if len(ids) != 1:
+                raise ValueError(f"the tokenizer writes {text!r} as {len(ids)} tokens; the text state encoding needs "
+                                 "one token for each digit, sign and point")
+            return ids[0]
+
+        self.digit_ids = torch.tensor([token(str(d)) for d in range(10)])
+        self.sign_ids = torch.tensor([token("+"), token("-")])
+        point = token(".")
+
+        def words(text: str) -> list[int]:
+            return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+        template: list[int] = []  # the state's token ids, -1 where a number's five tokens go
+        self.number_columns: list[int] = []  # the observation index of each number, in order
+        for f, (name, indices) in enumerate(self.fields):
+            template += words((", " if f else " ") + name + (" (" if len(indices) > 1 else " "))
+            for i, index in enumerate(indices):
+                template += (words(", ") if i else []) + [-1, -1, point, -1, -1]
+                self.number_columns.append(index)
+            template += words(")") if len(indices) > 1 else []
+        self.template = torch.tensor(template)
+        self.length = len(template)
+
+    def hundredths(self, obs: torch.Tensor) -> torch.Tensor:
+        """(B, obs_dim) observations -> (B, numbers) each number of the text in hundredths, within +-999."""
+        return torch.round(obs.float()[:, self.number_columns] * 100).clamp(-999, 999).long()
+
+    def text(self, obs: Sequence[float]) -> str:
+        """The words of one observation (what `ids` encodes)."""
+        numbers = iter(self.hundredths(torch.as_tensor(np.asarray(obs, dtype=np.float32))[None])[0].tolist())
+        parts = []
+        for name, indices in self.fields:
+            values = ", ".join(f"{'-' if n < 0 else '+'}{abs(n) // 100}.{abs(n) % 100:02d}"
+                               for n in (next(numbers) for _ in indices))
+            parts.append(f"{name} ({values})" if len(indices) > 1 else f"{name} {values}")
+        return " " + ", ".join(parts)
+
+    def ids(self, obs: torch.Tensor) -> torch.Tensor:
+        """(B, obs_dim) observations -> (B, length) token ids of their state text."""
+        device = obs.device
+        numbers = self.hundredths(obs)
+        size = numbers.abs()
+        tokens = torch.stack([self.sign_ids.to(device)[(numbers < 0).long()], self.digit_ids.to(device)[size // 100],
+                              self.digit_ids.to(device)[size // 10 % 10], self.digit_ids.to(device)[size % 10]], dim=-1)
+        ids = self.template.to(device).repeat(len(obs), 1)
+        ids[:, self.template.to(device) < 0] = tokens.reshape(len(obs), -1)
+        return ids
+
+
 class NoLLMPrior(LatentActionPrior):
     """The control without a language model (`finetune_prior.py --llm none`): the instruction's tokens (the same
     tokenizer as an LLM's) as learned embeddings, mean-pooled, joined with the same latent state tokens by one hidden
@@ -144,7 +217,7 @@ class NoLLMPrior(LatentActionPrior):
                  obs_mean: np.ndarray, obs_std: np.ndarray, min_std: float = 0.05,
                  prompt_template: str = PROMPT_TEMPLATE, width: int = 576):
         nn.Module.__init__(self)
-        self.llm, self.tokenizer, self.width, self.compiled = None, tokenizer, width, False
+        self.llm, self.tokenizer, self.width, self.compiled, self.state_text = None, tokenizer, width, False, None
         self.token_embeddings = nn.Embedding(len(tokenizer), width)
         self._add_state_projection_and_head(width, obs_dim, action_space, state_tokens, obs_mean, obs_std, min_std,
                                             prompt_template)

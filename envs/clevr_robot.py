@@ -69,6 +69,9 @@ DIRECTION_NAMES = (
 NUM_BALLS = len(COLOURS)
 NUM_ACTIONS = NUM_BALLS * len(DIRECTIONS)
 OBS_DIM = 2 * NUM_BALLS
+# the observation as words for a prior that reads the state as text (finetune_prior.py --state-encoding text):
+# each ball's colour and (x, y)
+STATE_FIELDS = tuple((colour, (2 * ball, 2 * ball + 1)) for ball, colour in enumerate(COLOURS))
 GOAL_DIM = 2 * NUM_BALLS + len(RELATIONS)
 
 # physics: the original's timestep and push length, then our planar table

@@ -59,6 +59,10 @@ UNSEEN_TASK_PROMPTS = {
 PROMPT_SETS = {"train": TASK_PROMPTS, "unseen": UNSEEN_TASK_PROMPTS, "none": dict.fromkeys(TASK_PROMPTS, "Complete the task.")}
 
 OBS_DIM = 39
+# the observation as words (finetune_prior.py --state-encoding text): the hand's position, the gripper's opening,
+# the first object's position and the goal's; not the object's quaternion, the second object (zeros on MT10's
+# one-object tasks) or the previous frame's copy of the first 18 numbers
+STATE_FIELDS = (("hand", (0, 1, 2)), ("gripper", (3,)), ("object", (4, 5, 6)), ("goal", (36, 37, 38)))
 ACTION_DIM = 4
 MAX_EPISODE_STEPS = 500
 

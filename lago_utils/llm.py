@@ -77,8 +77,11 @@ class ByteTokenizer:
     bos_token_id = 256
     vocab_size = 257
 
-    def __call__(self, text: str) -> dict[str, list[int]]:
-        return {"input_ids": [self.bos_token_id, *text.encode("utf-8")]}
+    def __call__(self, text: str, add_special_tokens: bool = True) -> dict[str, list[int]]:
+        return {"input_ids": [self.bos_token_id] * add_special_tokens + list(text.encode("utf-8"))}
+
+    def decode(self, ids: list[int]) -> str:
+        return bytes(i for i in ids if i != self.bos_token_id).decode("utf-8")
 
     def __len__(self) -> int:
         return self.vocab_size

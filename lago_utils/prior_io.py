@@ -243,8 +243,16 @@ def load_prior(
         except Exception as error:
             raise PriorError(f"the prior {path} has an unreadable or mismatched LLM part "
                              f"({str(error).splitlines()[0] if str(error) else type(error).__name__})") from error
-        model = LatentActionPrior(llm, tokenizer, obs_dim, space, config["state_tokens"], np.zeros(obs_dim),
-                                  np.ones(obs_dim), config["min_std"], config["prompt_template"])
+        text = config.get("state_encoding", "latent") == "text"
+        try:
+            model = LatentActionPrior(llm, tokenizer, obs_dim, space, config["state_tokens"], np.zeros(obs_dim),
+                                      np.ones(obs_dim), config["min_std"], config["prompt_template"],
+                                      state_fields=config.get("state_fields") if text else None)
+        except (ValueError, TypeError) as error:
+            raise PriorError(f"the prior {path} has an unusable state_fields in its config.json ({error})") from error
+        if text and (not config.get("state_fields") or model.state_tokens != config["state_tokens"]):
+            raise PriorError(f"the prior {path} reads the state as text, but its config.json's state_fields give "
+                             f"{model.state_tokens} tokens, not its state_tokens {config['state_tokens']}")
     expected = _head_state(model)
     missing, unexpected = sorted(set(expected) - set(heads)), sorted(set(heads) - set(expected))
     wrong_shape = [name for name in set(expected) & set(heads) if heads[name].shape != expected[name].shape]

@@ -2,6 +2,7 @@
 
     python benchmarks/speed/prior_speed.py --llm smollm2-135m --batch 2048
     python benchmarks/speed/prior_speed.py --prior-path checkpoints/prior__clevr__smollm2-135m__1
+    python benchmarks/speed/prior_speed.py --llm smollm2-135m --batch 2048 --state-encoding text
 
 A batch of CLEVR-Robot states whose instructions are drawn from `--distinct-texts` goals (a
 rollout batch revisits the same instructions many times). Without a checkpoint the prior is built
@@ -16,14 +17,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import numpy as np
 import torch
 import tyro
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from envs.clevr_robot import NUM_ACTIONS, OBS_DIM, CLEVRRobotEnv  # noqa: E402
+from envs.clevr_robot import NUM_ACTIONS, OBS_DIM, STATE_FIELDS, CLEVRRobotEnv  # noqa: E402
 from benchmarks.common import cpu_name, write_json  # noqa: E402
 from lago_prior import LatentActionPrior  # noqa: E402
 from lago_utils.device import resolve_device  # noqa: E402
@@ -43,6 +44,8 @@ class Args:
     """distinct instructions in the batch"""
     state_tokens: int = 4
     """latent state tokens (without --prior-path)"""
+    state_encoding: Literal["latent", "text"] = "latent"
+    """without --prior-path: --state-tokens latent tokens, or the state written as words (finetune_prior.py's flag)"""
     repeats: int = 3
     """timed calls of each path (the best is reported)"""
     max_batch: Optional[int] = None
@@ -85,9 +88,10 @@ def main(args: Args) -> dict:
     else:
         llm, tokenizer = load_llm(args.llm)
         model = LatentActionPrior(llm, tokenizer, OBS_DIM, {"type": "discrete", "n": NUM_ACTIONS},
-                                  args.state_tokens, np.zeros(OBS_DIM), np.ones(OBS_DIM))
+                                  args.state_tokens, np.zeros(OBS_DIM), np.ones(OBS_DIM),
+                                  state_fields=STATE_FIELDS if args.state_encoding == "text" else None)
         prior = freeze(model, {"action_space": {"type": "discrete", "n": NUM_ACTIONS}}, device)
-        label = args.llm
+        label = args.llm + (", state as text" if args.state_encoding == "text" else "")
     prior.max_batch = args.max_batch or prior.max_batch  # else FrozenPrior's default for the device
     prior.states_per_row = args.states_per_row or prior.states_per_row
     obs, texts = sample_batch(args.batch, args.distinct_texts)
@@ -104,7 +108,7 @@ def main(args: Args) -> dict:
     uncached = best_time(lambda: prior(obs, texts, use_cache=False), args.repeats)
     results = {
         "llm": label, "batch": args.batch, "distinct_texts": len(set(texts)), "device": str(device), "cpu": cpu_name(),
-        "threads": torch.get_num_threads(), "dtype": str(prior.model.llm.dtype), "max_batch": prior.max_batch,
+        "threads": torch.get_num_threads(), "dtype": str(prior.model.llm.dtype), "state_tokens": prior.model.state_tokens, "max_batch": prior.max_batch,
         "states_per_row": prior.states_per_row,
         "peak_gpu_memory_gb": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
         "cached_states_per_second": args.batch / cached,
