@@ -6,6 +6,7 @@
     python benchmarks/report.py                                   # tables from the finished runs
     python benchmarks/grid.py --env metaworld --scale paper       # 1M steps per run (a GPU), in runs/grid-paper/
     python benchmarks/report.py --env metaworld --runs runs/grid-paper/metaworld --results results/metaworld-paper
+    python benchmarks/grid.py --env metaworld --scale paper --executor slurm --slurm-partition gpu --slurm-gpus 1
 
 Methods:
 - `ppo`: ppo_clevr_discrete.py or ppo_metaworld_continuous.py;
@@ -31,6 +32,13 @@ summary with other settings is never taken for the planned run: the grid stops a
 setting, rather than mix the two (give such a grid its own --out and --results, or a --label).
 Nor does it add LaGO runs to a method whose finished runs ran the prior in another precision (bf16
 where the hardware computes it natively, else fp32) than this machine would.
+
+`--executor slurm` submits each run still to go as one job of a Slurm job array through submitit (an optional
+dependency), with the same guarantees: the job takes its run folder's grid.lock and skips a run that another job or
+grid is writing or has finished, a run folder records the job it was submitted as (submitted.json), and a grid
+submitted again skips the runs whose job is still queued or running and submits the rest, which includes a run whose
+job died (its folder holds no summary; the new job starts it over). `--cluster local` runs the same jobs through
+submitit's local executor, as processes on this machine, for trying the path without a cluster.
 Several invocations can fill one grid (one per method, or the same command twice): the grid
 that supervises a run holds its folder's grid.lock, and the run itself holds running.lock,
 which names its process (rundir.py; the kernel frees both when their process ends). Killing a
@@ -53,7 +61,7 @@ from concurrent.futures import ThreadPoolExecutor
 import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Callable, Literal, Optional
 
 import tyro
 
@@ -99,6 +107,26 @@ class Args:
     """runs side by side, each with --threads threads (2 on a 2-core CPU); after a failure no new run starts"""
     dry_run: bool = False
     """print the plan and its estimated CPU time, run nothing"""
+    executor: Literal["local", "slurm"] = "local"
+    """`local`: run here, --jobs side by side; `slurm`: submit each run as one job of a job array (submitit)"""
+    cluster: Literal["slurm", "local"] = "slurm"
+    """--executor slurm only: `slurm`, or `local` (submitit's local executor: the jobs as processes here, no cluster)"""
+    slurm_partition: Optional[str] = None
+    """the partition of the jobs (default: the cluster's)"""
+    slurm_time: int = 240
+    """each job's time limit, in minutes"""
+    slurm_gpus: int = 0
+    """GPUs per job"""
+    slurm_cpus: Optional[int] = None
+    """CPUs per job (default: --threads)"""
+    slurm_mem_gb: Optional[int] = None
+    """memory per job in GB (default: the cluster's)"""
+    slurm_array_parallelism: int = 64
+    """the most jobs of the array that run at once"""
+    slurm_folder: Optional[str] = None
+    """submitit's folder for the jobs' scripts and logs (default: <out>/slurm)"""
+    slurm_wait: bool = False
+    """wait for the jobs to end and report them (default: submit and return)"""
 
 
 # per benchmark: defaults (total_timesteps, eval_episodes, eval_interval), episode limit, the LaGO script, the
@@ -354,14 +382,153 @@ DIE_WITH_PARENT = ("import ctypes, os, signal, sys; parent = int(sys.argv.pop(1)
 
 
 def main(args: Args) -> None:
-    execute(plan(args), args.jobs, args.threads, args.dry_run)
+    runs = plan(args)
+    if args.executor == "slurm":
+        args = fill_defaults(args)
+        submit(runs, args, Path(args.out) if Path(args.out).is_absolute() else ROOT / args.out)
+    else:
+        execute(runs, args.jobs, args.threads, args.dry_run)
+
+
+def run_command(directory: Path, command: list[str], method: str, env: dict[str, str],
+                started: Optional[Callable[[subprocess.Popen], None]] = None) -> int:
+    """One run's process, its output in <directory>/log.txt (a LaGO, PPO or BC run told to replace an attempt that
+    did not finish); the prior alone's result in the summary.json form. Its exit code."""
+    prior_alone = method.startswith("prior-alone-")
+    argv = command if prior_alone else [*command, "--run-dir", str(directory), "--overwrite"]
+    with open(directory / "log.txt", "w") as log:
+        child = subprocess.Popen([sys.executable, "-c", DIE_WITH_PARENT, str(os.getpid()), *argv], cwd=ROOT, env=env,
+                                 stdout=log, stderr=subprocess.STDOUT)
+        if started:
+            started(child)
+        returncode = child.wait()
+    if returncode == 0 and prior_alone:
+        prior_alone_summary(directory)
+    return returncode
+
+
+def finished(directory: Path) -> bool:
+    """Whether the run folder holds a readable summary."""
+    try:
+        read_summary(directory / "summary.json")
+        return True
+    except (SummaryError, OSError):
+        return False
+
+
+def cluster_job(directory: str, command: list[str], method: str, threads: int) -> str:
+    """One run as a cluster job (--executor slurm): what `execute` does for a run, in the job. Holding the run
+    folder's grid.lock, it skips a run that another job or grid writes or has finished, else runs it."""
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = acquire(folder, "grid.lock")
+    writer = holder(folder)
+    if lock is None or writer:
+        if lock:
+            lock.release()
+        return f"skipped: {folder} is being written by {writer or 'another grid or job'}"
+    try:
+        if finished(folder):
+            return f"skipped: {folder} is finished"
+        returncode = run_command(folder, command, method, {**os.environ, "OMP_NUM_THREADS": str(threads)})
+        if returncode != 0:
+            raise RuntimeError(f"{method} failed (exit code {returncode}); see {folder / 'log.txt'}")
+        return f"done: {folder}"
+    finally:
+        lock.release()
+
+
+def live_submission(directory: Path) -> Optional[str]:
+    """The job that a run folder was submitted as (submitted.json), where it is still queued or running; else None."""
+    try:
+        record = json.loads((directory / "submitted.json").read_text())
+    except (OSError, ValueError):
+        return None
+    job = str(record.get("job_id", ""))
+    if record.get("cluster") == "local":  # submitit's local executor: the job is a process of this machine
+        try:
+            stat = Path(f"/proc/{int(job.split('_')[0])}/stat").read_text()
+        except (ValueError, OSError):
+            return None
+        return None if stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X") else job  # a zombie has ended
+    try:
+        state = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None  # no squeue here: nothing known to be queued
+    return job if state.returncode == 0 and state.stdout.strip() else None
+
+
+def submit(runs: list[Run], args: Args, out: Path) -> None:
+    """--executor slurm: each run that is neither finished nor queued or running as a job becomes one job."""
+    conflicts = [(run, reason) for run in runs if (reason := run.conflict())]
+    if conflicts:
+        run, reason = conflicts[0]
+        raise SystemExit(f"grid.py: error: {len(conflicts)} planned runs have other settings on record, e.g. {reason}; "
+                         "give this grid its own --out and --results (or a --label), or remove those runs")
+    open_runs = [run for run in runs if not run.summaries()]
+    queued = {run.directory: job for run in open_runs if (job := live_submission(run.directory))}
+    todo = [run for run in open_runs if run.directory not in queued]
+    if mixed := precision_conflict(runs, todo):
+        raise SystemExit(f"grid.py: error: {mixed}, so their results would mix; give the new runs their own --out and "
+                         "--results (or a --label)")
+    cpus = args.slurm_cpus or args.threads
+    folder = Path(args.slurm_folder) if args.slurm_folder else out / "slurm"
+    resources = (f"{args.cluster} jobs: partition {args.slurm_partition or '(the default)'}, {args.slurm_time} min, "
+                 f"{cpus} CPUs, {args.slurm_gpus} GPUs, {f'{args.slurm_mem_gb} GB' if args.slurm_mem_gb else 'default memory'}"
+                 f" each, at most {args.slurm_array_parallelism} at once; scripts and logs in {folder}")
+    print(f"{len(runs)} runs, {len(runs) - len(open_runs)} finished, {len(queued)} queued or running as jobs, "
+          f"{len(todo)} to submit as {resources}")
+    for run in todo:
+        print(f"  {run.method:<32} {run.task or ''} seed {run.seed}  python {' '.join(run.command)}")
+    if args.dry_run or not todo:
+        return
+    try:
+        import submitit
+    except ImportError:
+        raise SystemExit("grid.py: error: --executor slurm needs submitit, which is not installed: "
+                         "pip install submitit==1.5.4") from None
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))  # the jobs import it
+    executor = submitit.AutoExecutor(folder=folder, cluster=None if args.cluster == "slurm" else "local")
+    executor.update_parameters(
+        name="lago-grid", timeout_min=args.slurm_time, cpus_per_task=cpus, gpus_per_node=args.slurm_gpus,
+        **({"mem_gb": args.slurm_mem_gb} if args.slurm_mem_gb else {}),
+        **({"slurm_partition": args.slurm_partition} if args.slurm_partition else {}),
+        slurm_array_parallelism=args.slurm_array_parallelism)
+    from benchmarks.grid import cluster_job as job_function  # by its module's name, also when this file runs as a script
+
+    with executor.batch():
+        jobs = [executor.submit(job_function, str(run.directory), run.command, run.method, args.threads) for run in todo]
+    for run, job in zip(todo, jobs):
+        run.directory.mkdir(parents=True, exist_ok=True)
+        (run.directory / "submitted.json").write_text(json.dumps({"job_id": job.job_id, "cluster": args.cluster,
+                                                                  "folder": str(folder)}) + "\n")
+    print(f"submitted {len(jobs)} jobs ({jobs[0].job_id} ... {jobs[-1].job_id}); submit the same command again to "
+          "resume: it skips finished, queued and running runs", flush=True)
+    if not args.slurm_wait:
+        return
+    failed = []
+    for run, job in zip(todo, jobs):
+        try:
+            print(f"{job.job_id}: {job.result()}", flush=True)
+        except Exception as error:  # the job failed, was cancelled or timed out: its run is submitted again next time
+            failed.append(f"{run.method}{f' {run.task}' if run.task else ''} seed {run.seed} (job {job.job_id})")
+            print(f"{job.job_id}: FAILED ({str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__})",
+                  flush=True)
+    if failed:
+        raise SystemExit(f"grid.py: error: {', '.join(failed)} did not finish; submit the same command again to redo "
+                         "them (finished runs are kept)")
 
 
 def execute(runs: list[Run], jobs: int, threads: int, dry_run: bool = False) -> None:
     """Run the planned runs that are not finished, `jobs` side by side with `threads` threads each."""
     conflicts = [(run, reason) for run in runs if (reason := run.conflict())]
     todo = [run for run in runs if not run.summaries()]
-    print(f"{len(runs)} runs, {len(runs) - len(todo) - len(conflicts)} finished, {len(todo)} to go, "
+    queued = {run.directory: job for run in todo if (job := live_submission(run.directory))}
+    if queued:  # submitted with --executor slurm and not over: not run here too
+        print(f"{len(queued)} runs are queued or running as cluster jobs (e.g. job {next(iter(queued.values()))}): "
+              "not run here")
+        todo = [run for run in todo if run.directory not in queued]
+    print(f"{len(runs)} runs, {len(runs) - len(todo) - len(conflicts) - len(queued)} finished, {len(todo)} to go, "
           f"about {sum(r.estimated_seconds for r in todo) / 3600:.1f} CPU hours (estimate)")
     for run in todo:
         print(f"  {run.method:<32} {run.task or ''} seed {run.seed}  ~{run.estimated_seconds / 60:.0f} min  "
@@ -400,25 +567,23 @@ def execute(runs: list[Run], jobs: int, threads: int, dry_run: bool = False) -> 
             lock.release()
 
     def run_one(index: int, run: Run, name: str) -> None:
-        prior_alone = run.method.startswith("prior-alone-")
-        # a run folder without a summary holds at most an attempt that did not finish: replace it
-        argv = run.command if prior_alone else [*run.command, "--run-dir", str(run.directory), "--overwrite"]
-        print(f"[{index}/{len(todo)}] {name} ...", flush=True)
-        start = time.time()
-        with open(run.directory / "log.txt", "w") as log:
-            child = subprocess.Popen([sys.executable, "-c", DIE_WITH_PARENT, str(os.getpid()), *argv], cwd=ROOT, env=env,
-                                     stdout=log, stderr=subprocess.STDOUT)
+        mine: list[subprocess.Popen] = []
+
+        def started(child: subprocess.Popen) -> None:
+            mine.append(child)
             children.add(child)
             if interrupted.is_set():
                 child.kill()
-            returncode = child.wait()
-            children.discard(child)
+
+        # a run folder without a summary holds at most an attempt that did not finish: replace it
+        print(f"[{index}/{len(todo)}] {name} ...", flush=True)
+        start = time.time()
+        returncode = run_command(run.directory, run.command, run.method, env, started)
+        children.difference_update(mine)
         if returncode != 0:
             print(f"[{index}/{len(todo)}] {name} FAILED; see {run.directory / 'log.txt'}", flush=True)
             failed.append(name)
             return
-        if prior_alone:
-            prior_alone_summary(run.directory)
         print(f"[{index}/{len(todo)}] {name} done in {time.time() - start:.0f}s", flush=True)
 
     pool = ThreadPoolExecutor(jobs)

@@ -579,3 +579,100 @@ def test_budget_report_compares_each_pair_at_both_budgets_and_the_change(tmp_pat
         budget_report.main(budget_report.Args(env="clevr", short=long, long=short, bootstrap_reps=50, pairs="lago:ppo"))
     with pytest.raises(SystemExit, match="--long .*no finished runs"):
         budget_report.main(budget_report.Args(env="clevr", short=short, long=tmp_path / "none", bootstrap_reps=50))
+
+
+def test_the_grid_as_cluster_jobs_resumes_after_a_job_dies(tmp_path, clevr_prior, monkeypatch, capsys):
+    """--executor slurm through submitit's local executor (the same code path, no cluster): 2 methods x 2 seeds, one
+    job killed mid-run; the grid submitted again submits only that run, and completes."""
+    import os
+    import signal
+    import threading
+    import time
+
+    pytest.importorskip("submitit")
+    from rundir import holder
+
+    monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))  # grid.py extends it for the jobs: undone after
+    priors = tmp_path / "priors"
+    shutil.copytree(clevr_prior, priors / "prior__clevr__tiny-random__1")
+    out = tmp_path / "grid"
+    args = grid.Args(methods="ppo,lago-tiny-random", seeds="1,2", total_timesteps=4096, eval_episodes=5,
+                     eval_interval=2048, out=str(out), priors=str(priors), results=str(tmp_path / "results"),
+                     lago_args="--num-envs 4 --num-steps 128", executor="slurm", cluster="local", slurm_time=10,
+                     slurm_wait=True)
+    grid.main(dataclasses.replace(args, dry_run=True))
+    assert "4 runs, 0 finished, 0 queued or running as jobs, 4 to submit as local jobs" in capsys.readouterr().out
+    assert not out.exists() or not list(out.rglob("submitted.json"))  # a dry run submits nothing
+    first: list[BaseException] = []
+
+    def submit_and_wait():
+        try:
+            grid.main(args)
+        except BaseException as error:  # noqa: BLE001 (the SystemExit of the killed job, checked below)
+            first.append(error)
+
+    thread = threading.Thread(target=submit_and_wait)
+    thread.start()
+    killed, deadline = None, time.time() + 300
+    while killed is None and time.time() < deadline:
+        for folder in sorted(out.glob("*/seed*")):
+            writer = holder(folder)  # `host pid` of a run that is writing its folder
+            if writer:
+                os.kill(int(writer.split()[-1]), signal.SIGKILL)  # the job dies mid-run, as on a failed node
+                killed = folder
+                break
+        time.sleep(0.2)
+    thread.join(timeout=600)
+    assert killed is not None and not thread.is_alive()
+    assert first and isinstance(first[0], SystemExit) and "did not finish" in str(first[0])
+    assert not (killed / "summary.json").exists()
+    assert sum((folder / "summary.json").is_file() for folder in out.glob("*/seed*")) == 3
+    assert all((folder / "submitted.json").is_file() for folder in out.glob("*/seed*"))
+    capsys.readouterr()
+    grid.main(args)  # submitted again: only the killed run
+    printed = capsys.readouterr().out
+    assert "4 runs, 3 finished, 0 queued or running as jobs, 1 to submit" in printed, printed
+    assert f"done: {killed}" in printed
+    summaries = sorted(p.relative_to(out).as_posix() for p in out.glob("*/seed*/summary.json"))
+    assert summaries == ["lago-tiny-random/seed1/summary.json", "lago-tiny-random/seed2/summary.json",
+                         "ppo/seed1/summary.json", "ppo/seed2/summary.json"]
+    grid.main(args)  # nothing left
+    assert "4 runs, 4 finished, 0 queued or running as jobs, 0 to submit" in capsys.readouterr().out
+
+
+def test_a_run_queued_as_a_cluster_job_is_not_run_or_submitted_twice(small_grid, tmp_path, capsys):
+    import os
+
+    args, out = small_grid
+    folder = tmp_path / "grid" / "ppo" / "seed9"
+    folder.mkdir(parents=True)
+    (folder / "submitted.json").write_text(json.dumps({"job_id": str(os.getpid()), "cluster": "local"}))
+    assert grid.live_submission(folder) == str(os.getpid())  # this process: alive
+    (folder / "submitted.json").write_text(json.dumps({"job_id": "999999999", "cluster": "local"}))
+    assert grid.live_submission(folder) is None  # no such process: the job has ended
+    (folder / "submitted.json").write_text(json.dumps({"job_id": "12345", "cluster": "slurm"}))
+    assert grid.live_submission(folder) is None  # no squeue on this machine: nothing known to be queued
+    queued = dataclasses.replace(args, seeds="9", methods="ppo", out=str(tmp_path / "grid"),
+                                 results=str(tmp_path / "results"))
+    (folder / "submitted.json").write_text(json.dumps({"job_id": str(os.getpid()), "cluster": "local"}))
+    grid.main(dataclasses.replace(queued, dry_run=True))
+    assert "1 runs are queued or running as cluster jobs" in capsys.readouterr().out
+    grid.main(dataclasses.replace(queued, dry_run=True, executor="slurm"))
+    assert "1 runs, 0 finished, 1 queued or running as jobs, 0 to submit" in capsys.readouterr().out
+
+
+def test_the_slurm_executor_without_submitit_is_one_sentence(small_grid, tmp_path, monkeypatch):
+    import builtins
+
+    args, _ = small_grid
+    real_import = builtins.__import__
+
+    def no_submitit(name, *rest, **kwargs):
+        if name == "submitit":
+            raise ImportError("No module named 'submitit'")
+        return real_import(name, *rest, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_submitit)
+    with pytest.raises(SystemExit, match=r"--executor slurm needs submitit, which is not installed: pip install submitit"):
+        grid.main(dataclasses.replace(args, seeds="7", methods="ppo", out=str(tmp_path / "g"),
+                                      results=str(tmp_path / "r"), executor="slurm"))
