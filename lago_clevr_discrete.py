@@ -34,7 +34,7 @@ from torch.distributions import kl_divergence  # LaGO: the guidance term
 from envs.clevr_robot import ENV_ID  # importing envs registers CLEVRRobot-v0
 from envs.clevr_robot import OBS_DIM  # LaGO: the prior sees the raw ball positions
 from lago_utils.checks import check_ppo_args, fail
-from lago_utils.guidance import PriorLog, check_lago_args, default_prior_hint, load_frozen_prior  # LaGO: the prior
+from lago_utils.guidance import PriorLog, adapt_guidance_coef, check_lago_args, default_prior_hint, load_frozen_prior  # LaGO
 from lago_utils.run import Run, RunArgs
 
 
@@ -95,8 +95,11 @@ class Args(RunArgs):  # RunArgs (lago_utils/run.py): --seed, --cuda, --track, --
     """the stage-1 checkpoint (finetune_prior.py --out)"""
     guidance_coef: float = 0.1
     """beta_0, the start value of the guidance coefficient (0 turns LaGO into PPO)"""
-    guidance_schedule: Literal["constant", "linear", "exp"] = "linear"
-    """constant beta_0; linear decay to 0 at --guidance-decay-end; exp decay to 1% of beta_0 there (0 after)"""
+    guidance_schedule: Literal["constant", "linear", "exp", "adaptive", "advantage"] = "linear"
+    """constant beta_0; linear decay to 0 at --guidance-decay-end; exp decay to 1% of beta_0 there (0 after); adaptive:
+    beta_0 tuned per update to --guidance-target-kl; advantage: beta_0 where the critic does not back pi over the prior"""
+    guidance_target_kl: float = 1.0
+    """--guidance-schedule adaptive: the guidance KL it keeps beta near, epsilon (nats per queried state)"""
     guidance_decay_end: float = 0.6
     """fraction of the training budget at which the decaying coefficient reaches 0"""
     guidance_kl: Literal["reverse", "forward"] = "reverse"
@@ -123,7 +126,7 @@ class Args(RunArgs):  # RunArgs (lago_utils/run.py): --seed, --cuda, --track, --
 
 # LaGO: the guidance coefficient's schedule, beta_t (`progress`: the fraction of the training budget already used)
 def guidance_coef(args: Args, progress: float) -> float:
-    if args.guidance_schedule == "constant":
+    if args.guidance_schedule in ("constant", "adaptive", "advantage"):  # adaptive: the start value, beta_0
         return args.guidance_coef
     if progress >= args.guidance_decay_end:
         return 0.0
@@ -244,7 +247,8 @@ if __name__ == "__main__":
             frac = 1.0 - (iteration - 1.0) / args.num_iterations
             lrnow = frac * args.learning_rate
             optimizer.param_groups[0]["lr"] = lrnow
-        beta = guidance_coef(args, (iteration - 1.0) / args.num_iterations)  # LaGO
+        if iteration == 1 or args.guidance_schedule != "adaptive":  # LaGO: beta_t (adaptive: as the last update left it)
+            beta = guidance_coef(args, (iteration - 1.0) / args.num_iterations)
 
         for step in range(0, args.num_steps):
             global_step += args.num_envs
@@ -294,8 +298,7 @@ if __name__ == "__main__":
                                             args.gamma, args.gae_lambda)
             returns = advantages + values
 
-        # LaGO: query the frozen prior once per rollout batch (its logits from the raw ball positions and the
-        # goal instruction), kept beside the batch for the update epochs
+        # LaGO: the frozen prior's logits, queried once per rollout batch (raw ball positions, goal text), kept for the epochs
         b_prior_logits = torch.zeros((args.batch_size, num_actions), device=device)
         b_has_prior = torch.zeros(args.batch_size, dtype=torch.bool, device=device)
         if beta > 0:
@@ -319,7 +322,9 @@ if __name__ == "__main__":
 
         # Optimizing the policy and value network
         b_inds = np.arange(args.batch_size)
-        clipfracs = []
+        if args.guidance_schedule == "advantage":  # LaGO: guide except where A > 0 and the prior pulls away
+            b_has_prior &= (b_advantages <= 0) | (Categorical(logits=b_prior_logits).log_prob(b_actions) >= b_logprobs)
+        clipfracs, guidance_kls = [], []  # LaGO: + each minibatch's guidance KL
         for epoch in range(args.update_epochs):
             np.random.shuffle(b_inds)
             for start in range(0, args.batch_size, args.minibatch_size):
@@ -375,6 +380,7 @@ if __name__ == "__main__":
                     mb_has_prior = b_has_prior[mb_inds]
                     guidance_kl = torch.where(mb_has_prior, kl, 0.0).sum() / mb_has_prior.sum().clamp(min=1)
                     loss = loss + beta * guidance_kl
+                    guidance_kls.append(guidance_kl.detach())
 
                 if not torch.isfinite(loss):
                     fail(args, f"the loss is {loss.item()} in update {iteration} (epoch {epoch + 1}, global step "
@@ -395,6 +401,8 @@ if __name__ == "__main__":
         # TRY NOT TO MODIFY: record rewards for plotting purposes
         writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
         writer.add_scalar("charts/guidance_coef", beta, global_step)  # LaGO
+        if args.guidance_schedule == "adaptive" and guidance_kls:  # LaGO: one dual-ascent step on log beta
+            beta = adapt_guidance_coef(beta, torch.stack(guidance_kls).mean().item(), args.guidance_target_kl)
         writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
         writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
         writer.add_scalar("losses/entropy", entropy_loss.item(), global_step)
@@ -402,8 +410,8 @@ if __name__ == "__main__":
         writer.add_scalar("losses/approx_kl", approx_kl.item(), global_step)
         writer.add_scalar("losses/clipfrac", np.mean(clipfracs), global_step)
         writer.add_scalar("losses/explained_variance", explained_var, global_step)
-        if beta > 0:  # LaGO
-            writer.add_scalar("losses/guidance_kl", guidance_kl.item(), global_step)
+        if guidance_kls:  # LaGO: the update's mean guidance KL (what --guidance-schedule adaptive steers by)
+            writer.add_scalar("losses/guidance_kl", torch.stack(guidance_kls).mean().item(), global_step)
         sps = int(global_step / (time.time() - start_time))
         writer.add_scalar("charts/SPS", sps, global_step)
 

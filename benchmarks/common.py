@@ -51,6 +51,10 @@ def training_revision(summary: dict, method: str) -> Optional[int]:
     return None if method.startswith("prior-alone-") else summary.get("revision", 1)
 
 
+# LaGO flags added after runs were recorded, with the value those runs ran with (what a missing one means)
+ADDED_GUIDANCE_FLAGS = {"guidance_target_kl": 1.0}
+
+
 def run_settings(args: dict) -> dict:
     """The settings of a run from its recorded args: those that change its result; the prior by its checkpoint's
     folder name and the demonstrations by their file name (absolute paths differ from machine to machine)."""
@@ -64,5 +68,7 @@ def run_settings(args: dict) -> dict:
 def setting_differences(expected: dict, found: dict) -> list[str]:
     """`name found-value, not expected-value` for each setting of `expected` that `found` lacks or has otherwise."""
     missing = "(not recorded)"
+    if "guidance_schedule" in found:  # a LaGO run recorded before a flag was added ran with its default
+        found = {**ADDED_GUIDANCE_FLAGS, **found}
     return [f"{name} {found.get(name, missing)}, not {value}" for name, value in expected.items()
             if found.get(name, missing) != value]

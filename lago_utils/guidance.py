@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import math
+
 import contextlib
 import time
 from typing import Any, Callable, Iterator, Optional
@@ -32,12 +34,24 @@ def default_prior_hint(env: str) -> tyro.conf.arg:
     return tyro.conf.arg(help_behavior_hint=hint)
 
 
+# --guidance-schedule adaptive: one dual-ascent step on log beta per update (as SAC tunes its temperature), a step of
+# GUIDANCE_DUAL_STEP times the relative error of the update's mean guidance KL, clipped to [-1, 1]
+GUIDANCE_DUAL_STEP = 0.1
+
+
+def adapt_guidance_coef(beta: float, kl: float, target_kl: float) -> float:
+    """beta after an update whose mean guidance KL was `kl`: larger where the policy strays further than `target_kl`
+    (epsilon) from the prior, smaller where it keeps closer, by a factor of at most exp(GUIDANCE_DUAL_STEP)."""
+    return beta * math.exp(GUIDANCE_DUAL_STEP * max(-1.0, min(1.0, (kl - target_kl) / target_kl)))
+
+
 def check_lago_args(args: Any, env: str) -> Any:
     """Check the guidance flags, one sentence per bad flag, and find the prior's checkpoint, set in `args.prior_path`:
     --prior-path, else the default of --llm (one's own checkpoint, else the shipped prior; said on stdout); its LLM,
     set in `args.llm`, must match --llm where that is given. Stops with one sentence where there is no such checkpoint
     or the LLMs differ; notes a Meta-World --task that the prior saw no demonstrations of (its guidance is zero-shot)."""
     require(args, "guidance_coef", args.guidance_coef >= 0, "finite and >= 0")
+    require(args, "guidance_target_kl", args.guidance_target_kl > 0, "finite and > 0")
     for flag in ("guidance_decay_end", "prior_fraction"):
         require(args, flag, 0 < getattr(args, flag) <= 1, "finite and in (0, 1]")
     try:
