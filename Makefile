@@ -3,7 +3,7 @@
 #   make test         install the test dependencies, then run the test suite
 PYTHON ?= python3
 
-.PHONY: install install-dev install-llm-large quickstart walkthrough ship-priors gpu-wheels gpu-check test env-results prior-results finetune-speed-results stage2-results clevr-tuning clevr-results metaworld-tuning metaworld-results report llm-study-clevr llm-study-metaworld llm-study llm-study-1.5b qwen-lr-sweep controls-clevr controls-metaworld report-clevr-controls clevr-paper metaworld-long report-clevr-paper report-metaworld-long docs
+.PHONY: install install-dev install-llm-large quickstart walkthrough ship-priors gpu-wheels gpu-check test env-results prior-results finetune-speed-results stage2-results clevr-tuning clevr-results metaworld-tuning metaworld-results report llm-study-clevr llm-study-metaworld llm-study llm-study-1.5b qwen-lr-sweep controls-clevr controls-metaworld report-clevr-controls clevr-paper metaworld-long report-clevr-paper report-metaworld-long adaptive-tuning adaptive-results docs
 
 # a prior that a target needed on the way is kept, never deleted as an intermediate file
 .SECONDARY:
@@ -258,6 +258,16 @@ report-metaworld-long:
 	$(PYTHON) benchmarks/report.py --env metaworld --runs runs/grid-long/metaworld --results results/metaworld-long \
 		--compare-if-run $(call chosen,metaworld):ppo
 	$(PYTHON) benchmarks/budget_report.py --env metaworld --long results/metaworld-long --pairs $(call chosen,metaworld):ppo
+
+# Beyond the paper: one adaptive guidance setting for both benchmarks (benchmarks/tune_adaptive.py: the adaptive
+# schedules on both benchmarks' tuning seeds, the choice and the planned comparisons written to
+# results/adaptive-tuning/chosen.json before any reported run), then that setting on the reported seeds; resumable
+adaptive-tuning: clevr-tuning metaworld-tuning
+	$(PYTHON) benchmarks/tune_adaptive.py --jobs 2
+adaptive-results: adaptive-tuning
+	$(GRID) --methods lago-smollm2-135m --seeds $(CLEVR_SEEDS) --guidance-from results/adaptive-tuning/chosen_clevr.json
+	$(GRID) --env metaworld --tasks mt10 --methods lago-smollm2-135m --seeds 1,2,3 \
+		--guidance-from results/adaptive-tuning/chosen_metaworld.json
 
 # The GPU path in one command (benchmarks/gpu/gpu_check.sh, one JSON). A bare GPU machine with torch gets the rest as wheels,
 # with the pinned transformers and peft (its own may be older): make gpu-wheels here (Python 3.12, the GPU image's; about

@@ -91,3 +91,23 @@ def test_a_non_positive_target_kl_is_one_sentence(tmp_path, clevr_prior):
     result = run_script("lago_clevr_discrete.py", "--prior-path", str(clevr_prior), "--guidance-schedule", "adaptive",
                         "--guidance-target-kl", "0", "--run-dir", str(tmp_path / "r"))
     assert_one_sentence_error(result, "lago_clevr_discrete.py", "--guidance-target-kl must be finite and > 0, got 0.0")
+
+
+def test_one_adaptive_setting_is_chosen_for_both_benchmarks_relative_to_their_tuned_settings():
+    from benchmarks.tune_adaptive import choose_setting, parse_settings
+
+    assert parse_settings("adaptive:1:0.3,advantage:0.3", "clevr") == [
+        ("f0.25-coef1-adaptive-kl0.3", "--prior-fraction 0.25 --guidance-coef 1 --guidance-schedule adaptive "
+                                       "--guidance-target-kl 0.3"),
+        ("f0.25-coef0.3-advantage", "--prior-fraction 0.25 --guidance-coef 0.3 --guidance-schedule advantage")]
+    assert parse_settings("advantage:1", "metaworld")[0][0] == "f0.1-coef1-advantage"
+    for bad in ("adaptive:1", "advantage:-1", "advantage:x", "kl:1:1", ""):
+        with pytest.raises(SystemExit, match="--settings"):
+            parse_settings(bad, "clevr")
+    # CLEVR-Robot's tuned setting scored 0.6, Meta-World's 0.9: each benchmark counts relative to its own
+    scores = {"clevr": {"f0.25-coef1-adaptive-kl0.3": 0.6, "f0.25-coef1-advantage": 0.3},
+              "metaworld": {"f0.1-coef1-adaptive-kl0.3": 0.45, "f0.1-coef1-advantage": 0.9}}
+    best, relative = choose_setting(["adaptive:1:0.3", "advantage:1"], scores, {"clevr": 0.6, "metaworld": 0.9})
+    assert relative == pytest.approx({"adaptive:1:0.3": 0.75, "advantage:1": 0.75}) and best == "adaptive:1:0.3"  # a tie
+    scores["metaworld"]["f0.1-coef1-advantage"] = 0.99
+    assert choose_setting(["adaptive:1:0.3", "advantage:1"], scores, {"clevr": 0.6, "metaworld": 0.9})[0] == "advantage:1"
