@@ -3,7 +3,7 @@
 #   make test         install the test dependencies, then run the test suite
 PYTHON ?= python3
 
-.PHONY: install install-dev install-llm-large quickstart walkthrough ship-priors gpu-wheels gpu-check test env-results prior-results finetune-speed-results stage2-results clevr-tuning clevr-results metaworld-tuning metaworld-results report llm-study-clevr llm-study-metaworld llm-study llm-study-1.5b qwen-lr-sweep controls-clevr controls-metaworld report-clevr-controls clevr-paper metaworld-long report-clevr-paper report-metaworld-long adaptive-tuning adaptive-results docs
+.PHONY: install install-dev install-llm-large quickstart walkthrough ship-priors gpu-wheels gpu-check test env-results prior-results finetune-speed-results stage2-results clevr-tuning clevr-results metaworld-tuning metaworld-results report llm-study-clevr llm-study-metaworld llm-study llm-study-1.5b qwen-lr-sweep controls-clevr controls-metaworld report-clevr-controls clevr-paper metaworld-long report-clevr-paper report-metaworld-long adaptive-tuning adaptive-results llm-convergence docs
 
 # a prior that a target needed on the way is kept, never deleted as an intermediate file
 .SECONDARY:
@@ -196,6 +196,12 @@ llm-study-1.5b: install-llm-large checkpoints/prior__clevr__$(QWEN_1_5B)__1/conf
 	$(LLM_GRID_METAWORLD) --methods lago-$(QWEN_1_5B)
 	$(PYTHON) benchmarks/llm_study.py --env metaworld --priors $(QWEN_1_5B)
 	$(MAKE) report
+
+# Can the LLM contribute at all? Priors trained to convergence (early stopping on the validation NLL), the state as
+# latent tokens or as words, from 1,000 or 100 CLEVR-Robot demonstration episodes, pretrained and random weights, 3
+# fine-tuning seeds, each prior alone (benchmarks/convergence_study.py, results/llm/convergence/); resumable
+llm-convergence: install demos/clevr.npz
+	$(PYTHON) benchmarks/convergence_study.py
 
 # What is LaGO's gain made of? LaGO guided by each control prior at the chosen setting, PPO initialised by behaviour
 # cloning (bcppo) and behaviour cloning alone (the no-LLM prior, greedy): CLEVR-Robot on the reported seeds;

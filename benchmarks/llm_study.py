@@ -65,6 +65,8 @@ class Args:
     task's 500-step episodes run as one batch)"""
     tasks: Optional[str] = None
     """Meta-World: the tasks to evaluate (default: every task the prior was trained on)"""
+    instructions: Optional[str] = None
+    """comma-separated instruction sets to evaluate (default: every set of the benchmark)"""
     checkpoints: str = "checkpoints"
     """the folder of the priors"""
     grid_results: str = "results"
@@ -88,7 +90,10 @@ def evaluate(args: Args, results: Path) -> None:
     if episodes <= 0:
         raise SystemExit("llm_study.py: error: --episodes must be a positive integer")
     priors = [p.strip() for p in args.priors.split(",") if p.strip()]
-    cells = [(p, i) for p in priors for i in INSTRUCTIONS[args.env]]
+    sets = [i.strip() for i in args.instructions.split(",")] if args.instructions else list(INSTRUCTIONS[args.env])
+    if not set(sets) <= set(INSTRUCTIONS[args.env]):
+        raise SystemExit(f"llm_study.py: error: --instructions must name sets of {', '.join(INSTRUCTIONS[args.env])}")
+    cells = [(p, i) for p in priors for i in sets]
     there = {(p, i) for p, i in cells if record_path(results, args.env, p, i).is_file()}
     checkpoints = ROOT / args.checkpoints  # (an absolute path stays itself)
     missing = sorted({p for p, i in cells if (p, i) not in there

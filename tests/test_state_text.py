@@ -1,6 +1,9 @@
 """The prior that reads the state as words (finetune_prior.py --state-encoding text), and early stopping on the
 validation NLL (--patience)."""
 
+import csv
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -125,3 +128,27 @@ def test_early_stopping_keeps_the_checkpoint_of_the_lowest_validation_nll(tmp_pa
 ])
 def test_bad_flags_are_one_sentence(argv, message):
     assert_one_sentence_error(run_script("finetune_prior.py", *argv), "finetune_prior.py", message)
+
+
+def test_the_convergence_study_fine_tunes_evaluates_and_reports_each_cell(tmp_path, capsys):
+    """The state as words, a small demonstration file, pretrained (here: the tiny LLM's own init) and random weights,
+    one seed, a few steps: each cell fine-tuned with early stopping, evaluated alone, plotted and compared."""
+    from benchmarks import convergence_study
+
+    args = convergence_study.Args(llm="tiny-random", encodings="text", episodes="15", seeds="1", max_steps=6,
+                                  eval_every=2, patience=1, eval_episodes=4, demos=str(tmp_path / "demos"),
+                                  checkpoints=str(tmp_path / "checkpoints"), results=str(tmp_path / "results"),
+                                  bootstrap_reps=200)
+    convergence_study.main(args)
+    records = sorted(path.name for path in (tmp_path / "results" / "clevr").glob("*.json"))
+    assert len(records) == 2 * 3  # 2 priors: the fine-tune, and the prior alone with 2 instruction sets
+    config = json.loads((tmp_path / "results" / "clevr" / "tiny-random-text15-s1-random__finetune.json").read_text())
+    assert config["state_encoding"] == "text" and config["llm_init"] == "random" and config["val_history"]
+    assert (tmp_path / "results" / "convergence.png").stat().st_size > 10_000
+    with open(tmp_path / "results" / "answers.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * 2  # instruction sets x goal splits
+    for row in rows:
+        assert float(row["low"]) <= float(row["difference"]) <= float(row["high"])
+    convergence_study.main(args)  # everything is there: nothing runs again
+    assert "2 fine-tunes, 2 done, 0 to go" in capsys.readouterr().out
