@@ -581,40 +581,40 @@ def test_budget_report_compares_each_pair_at_both_budgets_and_the_change(tmp_pat
         budget_report.main(budget_report.Args(env="clevr", short=short, long=tmp_path / "none", bootstrap_reps=50))
 
 
-def test_the_grid_as_cluster_jobs_resumes_after_a_job_dies(tmp_path, clevr_prior, monkeypatch, capsys):
-    """--executor slurm through submitit's local executor (the same code path, no cluster): 2 methods x 2 seeds, one
-    job killed mid-run; the grid submitted again submits only that run, and completes."""
+def test_the_grid_as_cluster_jobs_resumes_after_a_job_dies(tmp_path, clevr_prior):
+    """--executor slurm through submitit's local executor (the same code path, no cluster), as a user runs it: 2
+    methods x 2 seeds, one job's run killed mid-way; the grid submitted again submits only that run, and completes.
+    grid.py runs in its own process, as the jobs' controllers keep its output open after it ends."""
     import os
     import signal
-    import threading
+    import subprocess
+    import sys
     import time
 
     pytest.importorskip("submitit")
     from rundir import holder
 
-    monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))  # grid.py extends it for the jobs: undone after
     priors = tmp_path / "priors"
     shutil.copytree(clevr_prior, priors / "prior__clevr__tiny-random__1")
     out = tmp_path / "grid"
-    args = grid.Args(methods="ppo,lago-tiny-random", seeds="1,2", total_timesteps=4096, eval_episodes=5,
-                     eval_interval=2048, out=str(out), priors=str(priors), results=str(tmp_path / "results"),
-                     lago_args="--num-envs 4 --num-steps 128", executor="slurm", cluster="local", slurm_time=10,
-                     slurm_wait=True)
-    grid.main(dataclasses.replace(args, dry_run=True))
-    assert "4 runs, 0 finished, 0 queued or running as jobs, 4 to submit as local jobs" in capsys.readouterr().out
-    assert not out.exists() or not list(out.rglob("submitted.json"))  # a dry run submits nothing
-    first: list[BaseException] = []
+    command = [sys.executable, str(grid.ROOT / "benchmarks" / "grid.py"), "--methods", "ppo,lago-tiny-random",
+               "--seeds", "1,2", "--total-timesteps", "4096", "--eval-episodes", "5", "--eval-interval", "2048",
+               "--out", str(out), "--priors", str(priors), "--results", str(tmp_path / "results"),
+               "--lago-args=--num-envs 4 --num-steps 128", "--executor", "slurm", "--cluster", "local",
+               "--slurm-time", "10", "--slurm-wait"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
-    def submit_and_wait():
-        try:
-            grid.main(args)
-        except BaseException as error:  # noqa: BLE001 (the SystemExit of the killed job, checked below)
-            first.append(error)
+    def grid_run(*extra: str, log: str) -> subprocess.CompletedProcess:
+        with open(tmp_path / log, "w") as file:
+            return subprocess.run([*command, *extra], stdout=file, stderr=subprocess.STDOUT, env=env, timeout=600)
 
-    thread = threading.Thread(target=submit_and_wait)
-    thread.start()
+    assert grid_run("--dry-run", log="dry.txt").returncode == 0
+    assert "4 runs, 0 finished, 0 queued or running as jobs, 4 to submit as local jobs" in (tmp_path / "dry.txt").read_text()
+    assert not list(out.rglob("submitted.json"))  # a dry run submits nothing
+    with open(tmp_path / "first.txt", "w") as file:
+        first = subprocess.Popen(command, stdout=file, stderr=subprocess.STDOUT, env=env)
     killed, deadline = None, time.time() + 300
-    while killed is None and time.time() < deadline:
+    while killed is None and time.time() < deadline and first.poll() is None:
         for folder in sorted(out.glob("*/seed*")):
             writer = holder(folder)  # `host pid` of a run that is writing its folder
             if writer:
@@ -622,22 +622,21 @@ def test_the_grid_as_cluster_jobs_resumes_after_a_job_dies(tmp_path, clevr_prior
                 killed = folder
                 break
         time.sleep(0.2)
-    thread.join(timeout=600)
-    assert killed is not None and not thread.is_alive()
-    assert first and isinstance(first[0], SystemExit) and "did not finish" in str(first[0])
+    assert first.wait(timeout=600) != 0 and killed is not None
+    printed = (tmp_path / "first.txt").read_text()
+    assert "did not finish; submit the same command again" in printed, printed[-3000:]
     assert not (killed / "summary.json").exists()
     assert sum((folder / "summary.json").is_file() for folder in out.glob("*/seed*")) == 3
     assert all((folder / "submitted.json").is_file() for folder in out.glob("*/seed*"))
-    capsys.readouterr()
-    grid.main(args)  # submitted again: only the killed run
-    printed = capsys.readouterr().out
-    assert "4 runs, 3 finished, 0 queued or running as jobs, 1 to submit" in printed, printed
+    assert grid_run(log="second.txt").returncode == 0  # submitted again: only the killed run
+    printed = (tmp_path / "second.txt").read_text()
+    assert "4 runs, 3 finished, 0 queued or running as jobs, 1 to submit" in printed, printed[-3000:]
     assert f"done: {killed}" in printed
     summaries = sorted(p.relative_to(out).as_posix() for p in out.glob("*/seed*/summary.json"))
     assert summaries == ["lago-tiny-random/seed1/summary.json", "lago-tiny-random/seed2/summary.json",
                          "ppo/seed1/summary.json", "ppo/seed2/summary.json"]
-    grid.main(args)  # nothing left
-    assert "4 runs, 4 finished, 0 queued or running as jobs, 0 to submit" in capsys.readouterr().out
+    assert grid_run(log="third.txt").returncode == 0  # nothing left
+    assert "4 runs, 4 finished, 0 queued or running as jobs, 0 to submit" in (tmp_path / "third.txt").read_text()
 
 
 def test_a_run_queued_as_a_cluster_job_is_not_run_or_submitted_twice(small_grid, tmp_path, capsys):
